@@ -149,12 +149,6 @@ macro_rules! catalogue {
                 }
             }
 
-            /// The row of [`FIELDS`] that describes this field.
-            pub fn info(self) -> &'static FieldInfo {
-                // The table is generated in the same order as the enums; a scan over ~200 rows
-                // is cheap and keeps one source of truth.
-                FIELDS.iter().find(|row| row.field == self).expect("every field has a row")
-            }
 
             /// The field's FULL encoding.
             pub const fn encoding(self) -> FieldEncoding {
@@ -192,6 +186,21 @@ macro_rules! catalogue {
 }
 
 impl Field {
+    /// The field's position in [`FIELDS`] (the table is sorted by encoding).
+    pub fn position(self) -> usize {
+        let raw = self.encoding().raw();
+        // Every field has a row, so the search always succeeds; `unwrap_or_else` keeps this
+        // total without a panic path.
+        FIELDS
+            .binary_search_by_key(&raw, |row| row.encoding.raw())
+            .unwrap_or_else(|i| i)
+    }
+
+    /// The row of [`FIELDS`] that describes this field.
+    pub fn info(self) -> &'static FieldInfo {
+        &FIELDS[self.position()]
+    }
+
     /// The field addressed by any encoding, FULL or HIGH; `None` if undefined.
     pub fn from_any_encoding(raw: u32) -> Option<(Self, crate::encoding::AccessType)> {
         let encoding = FieldEncoding::new(raw)?;

@@ -1,17 +1,42 @@
 //! Type-safe VMCS field management for Intel VT-x.
 //!
-//! - [`catalogue`]: every VMCS field of the current Intel SDM, declared once; typed accessors.
+//! - [`catalogue`]: every VMCS field of the current Intel SDM, declared once; typed accessors
+//!   whose value types are the fields' widths, and no write method for read-only fields.
 //! - [`access`]: the [`VmcsAccess`] trait all backends implement, and its errors.
-//! - Backends: [`soft`] (in-memory, hardware semantics) and `vmx` (the instructions; feature `vmx`).
+//! - Backends: [`soft`] (in-memory, with hardware semantics) and `vmx` (the VMREAD/VMWRITE
+//!   instructions; feature `vmx`, x86 and x86_64).
+//! - [`event`]: interruption-information words.
+//! - [`dump`]: a readable dump of any backend.
 //!
-//! Citations name the Intel SDM, order no. 325462/326019-085 (2024), whose VMX chapters are
-//! Vol. 3C Chapters 24–33 and Appendices A–C.
+//! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
+//! no. 325462-085 (2024) ("SDM"), whose VMX chapters are Vol. 3C Chapters 24–33 and
+//! Vol. 3D Appendices A–C.
+//!
+//! ```
+//! use vmcs::{SoftVmcs, VmcsAccess, VmcsGuestNW, VmcsReadOnly32};
+//! let mut vmcs = SoftVmcs::default();
+//! VmcsGuestNW::Rip.write(&mut vmcs, 0x2000)?;
+//! assert_eq!(VmcsGuestNW::Rip.read(&mut vmcs)?, 0x2000);
+//! // Read-only fields have no `write` method; VMWRITE by encoding fails as on hardware.
+//! assert!(vmcs.write(VmcsReadOnly32::ExitReason as u32, 1).is_err());
+//! # Ok::<(), vmcs::VmcsError>(())
+//! ```
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod access;
 pub mod catalogue;
+pub mod dump;
 pub mod encoding;
+pub mod event;
+#[cfg(any(test, all(feature = "vmx", target_arch = "x86")))]
+mod halves;
+pub mod soft;
+#[cfg(all(feature = "vmx", any(target_arch = "x86_64", target_arch = "x86")))]
+pub mod vmx;
 
 pub use access::{VmInstructionError, VmcsAccess, VmcsError};
 pub use catalogue::{
@@ -20,5 +45,5 @@ pub use catalogue::{
     VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
-pub mod event;
 pub use event::{InterruptionInfo, InterruptionType};
+pub use soft::{SoftProfile, SoftVmcs};
