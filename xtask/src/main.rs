@@ -1,1 +1,116 @@
-fn main() {}
+//! `cargo xtask`: the project's build and test driver.
+//!
+//! - `cargo xtask test`: every test tier (see `TIERS`); exits non-zero on the first failure.
+//! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// One step of `cargo xtask test`: a name and the cargo arguments that run it.
+struct Step {
+    name: &'static str,
+    cargo_args: &'static [&'static str],
+}
+
+/// Tier 1 (host unit and property tests) and the static checks. Later tiers are added here.
+const TIERS: &[Step] = &[
+    Step {
+        name: "format",
+        cargo_args: &["fmt", "--all", "--", "--check"],
+    },
+    Step {
+        name: "clippy",
+        cargo_args: &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+    },
+    Step {
+        name: "clippy (vmcs with the vmx backend)",
+        cargo_args: &[
+            "clippy",
+            "-p",
+            "vmcs",
+            "--features",
+            "vmx",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        name: "unit, property and message-level tests",
+        cargo_args: &["test", "--workspace"],
+    },
+    Step {
+        name: "doc tests and docs build",
+        cargo_args: &["doc", "--workspace", "--no-deps"],
+    },
+];
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test() -> ExitCode {
+    let mut summary = Vec::new();
+    for step in TIERS {
+        eprintln!("xtask: {} (cargo {})", step.name, step.cargo_args.join(" "));
+        let started = Instant::now();
+        let status = cargo().args(step.cargo_args).status();
+        let seconds = started.elapsed().as_secs_f64();
+        match status {
+            Ok(s) if s.success() => summary.push(format!("  ok    {:<45} {seconds:6.1} s", step.name)),
+            Ok(s) => {
+                eprintln!("xtask: {} FAILED ({s})", step.name);
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("xtask: could not start cargo for {}: {e}", step.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    eprintln!("xtask: all tiers passed\n{}", summary.join("\n"));
+    ExitCode::SUCCESS
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let status = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "root-task",
+            "--bin",
+            "vmm",
+            "--",
+        ])
+        .args(args)
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(s.code().map_or(1, |c| c.clamp(1, 255) as u8)),
+        Err(e) => {
+            eprintln!("xtask: could not start cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("run") => {
+            let rest = match args.get(1).map(String::as_str) {
+                Some("--") => &args[2..],
+                _ => &args[1..],
+            };
+            run(rest)
+        }
+        _ => {
+            eprintln!("usage: cargo xtask test | cargo xtask run [-- VMM-ARGS]");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `vmm`: the host tool. Subcommands print human-readable text by default and one JSON value
+//! with `--json`. Invalid requests exit with status 2 and a one-line message on stderr.
+
+mod fields;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "vmm", version, about = "VT-x VMM service for seL4: host tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every VMCS field of the catalogue.
+    Fields(fields::Args),
+}
+
+/// A request the tool refuses: printed on one line, exit status 2.
+#[derive(Debug)]
+pub struct Refusal(pub String);
+
+impl<E: std::fmt::Display> From<E> for Refusal {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Fields(args) => fields::run(&args),
+    };
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(Refusal(message)) => {
+            eprintln!("vmm: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
