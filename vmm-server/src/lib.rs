@@ -1,0 +1,12 @@
+//! The VMM server core.
+//!
+//! - [`kernel`]: the kernel interface, a trait that mirrors the seL4 x86 VCPU object.
+//! - [`cache`]: kernel-mediated VMCS access with a per-exit field cache.
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod cache;
+pub mod kernel;
