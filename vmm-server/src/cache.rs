@@ -412,3 +412,192 @@ impl<K: VcpuKernel + ?Sized> VmcsAccess for Mediated<'_, K> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::EnterOutcome;
+    use std::vec::Vec;
+    use vmcs::{VmcsGuest32, VmcsGuestNW};
+
+    /// A kernel that records invocations, exposes a few fields and masks writes to RFLAGS
+    /// (bit 1 forced on) so that "written" differs from "asked".
+    #[derive(Default)]
+    struct RecordingKernel {
+        log: Vec<(&'static str, u32, u64)>,
+    }
+
+    impl VcpuKernel for RecordingKernel {
+        fn read_vmcs(&mut self, field: u32) -> Result<u64, KernelError> {
+            self.log.push(("read", field, 0));
+            match field {
+                0x681C => Ok(0x3000),
+                0x6800 => Ok(0x8000_0031),
+                _ => Err(KernelError::IllegalOperation),
+            }
+        }
+        fn write_vmcs(&mut self, field: u32, value: u64) -> Result<u64, KernelError> {
+            self.log.push(("write", field, value));
+            match field {
+                0x6820 => Ok(value | 2),
+                0x4402 => Err(KernelError::IllegalOperation),
+                _ => Ok(value),
+            }
+        }
+        fn write_registers(&mut self, r: &VcpuRegisters) -> Result<(), KernelError> {
+            self.log.push(("registers", 0, r.rax));
+            Ok(())
+        }
+        fn vm_enter(&mut self, _: &EnterInput) -> Result<EnterOutcome, KernelError> {
+            unreachable!("the cache never enters")
+        }
+    }
+
+    fn out_exit() -> FaultMessage {
+        FaultMessage {
+            rip: 0x2000,
+            primary_controls: 0x9600_61F2,
+            exit_reason: 30,
+            qualification: 0x03F8_0000,
+            instruction_len: 1,
+            guest_physical: 0xDEAD_0000,
+            rflags: 0x2,
+            registers: VcpuRegisters {
+                rax: u64::from(b'H'),
+                rdx: 0x3F8,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_out_exit_needs_no_invocation_beyond_enter() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&out_exit());
+        {
+            let mut vmcs = cache.mediated(&mut kernel);
+            // What an OUT handler reads: reason, qualification, length, RIP, RFLAGS.
+            assert_eq!(VmcsReadOnly32::ExitReason.read(&mut vmcs), Ok(30));
+            assert_eq!(VmcsReadOnlyNW::ExitQualification.read(&mut vmcs), Ok(0x03F8_0000));
+            assert_eq!(VmcsReadOnly32::ExitInstructionLength.read(&mut vmcs), Ok(1));
+            assert_eq!(VmcsGuestNW::Rflags.read(&mut vmcs), Ok(2));
+            let rip = VmcsGuestNW::Rip.read(&mut vmcs).unwrap();
+            VmcsGuestNW::Rip.write(&mut vmcs, rip + 1).unwrap();
+        }
+        let input = cache.flush(&mut kernel).unwrap();
+        assert_eq!(input.rip, 0x2001);
+        assert!(kernel.log.is_empty(), "{:?}", kernel.log);
+        assert_eq!(cache.counts().beyond_enter(), 0);
+        assert_eq!(cache.counts().vm_enter, 1);
+    }
+
+    #[test]
+    fn other_fields_are_read_once_and_written_back_once() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&out_exit());
+        {
+            let mut vmcs = cache.mediated(&mut kernel);
+            assert_eq!(VmcsGuestNW::Rsp.read(&mut vmcs), Ok(0x3000));
+            assert_eq!(VmcsGuestNW::Rsp.read(&mut vmcs), Ok(0x3000));
+            VmcsGuestNW::Rflags.write(&mut vmcs, 0x200).unwrap();
+            VmcsGuestNW::Rflags.write(&mut vmcs, 0x202).unwrap();
+            VmcsGuest32::InterruptibilityState.write(&mut vmcs, 0).unwrap();
+        }
+        cache.registers_mut().rax = 0x41;
+        assert!(cache.is_dirty());
+        cache.flush(&mut kernel).unwrap();
+        assert_eq!(
+            kernel.log,
+            [
+                ("read", 0x681C, 0),
+                ("write", 0x6820, 0x202),
+                ("write", 0x4824, 0),
+                ("registers", 0, 0x41)
+            ]
+        );
+        // The kernel's answer (bit 1 forced) replaced what we asked.
+        assert_eq!(cache.cached(VmcsGuestNW::Rflags.into()), Some(0x202));
+        assert_eq!(cache.counts().read_vmcs, 1);
+        assert_eq!(cache.counts().write_vmcs, 2);
+        assert_eq!(cache.counts().write_registers, 1);
+        assert!(!cache.is_dirty());
+    }
+
+    #[test]
+    fn write_through_reports_the_value_the_kernel_wrote() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&out_exit());
+        let mut vmcs = cache.mediated(&mut kernel);
+        VmcsGuestNW::Rflags.write(&mut vmcs, 0x40).unwrap();
+        assert_eq!(vmcs.write_through(0x6820, 0x200), Ok(0x202));
+        assert!(
+            !vmcs.cache().is_dirty(),
+            "a written-through field is no longer dirty"
+        );
+        assert_eq!(vmcs.write_through(0x4402, 1), Err(VmcsError::Kernel(3)));
+        assert_eq!(vmcs.write_through(0x7FFF, 1), Err(unsupported()));
+    }
+
+    #[test]
+    fn a_new_exit_forgets_the_previous_one() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&out_exit());
+        assert_eq!(
+            VmcsGuestNW::Rsp.read(&mut cache.mediated(&mut kernel)),
+            Ok(0x3000)
+        );
+        cache.begin_exit(&out_exit());
+        assert_eq!(cache.cached(VmcsGuestNW::Rsp.into()), None);
+        assert_eq!(
+            cache.cached(VmcsReadOnly64::GuestPhysicalAddress.into()),
+            None,
+            "stale except on EPT exits"
+        );
+        let ept = FaultMessage {
+            exit_reason: 48,
+            ..out_exit()
+        };
+        cache.begin_exit(&ept);
+        assert_eq!(
+            cache.cached(VmcsReadOnly64::GuestPhysicalAddress.into()),
+            Some(0xDEAD_0000)
+        );
+    }
+
+    #[test]
+    fn a_refused_write_back_keeps_the_rest_dirty() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&out_exit());
+        {
+            let mut vmcs = cache.mediated(&mut kernel);
+            vmcs.write(0x4402, 5).unwrap(); // the kernel will refuse this one
+            vmcs.write(0x6820, 0x202).unwrap();
+        }
+        let err = cache.flush(&mut kernel).unwrap_err();
+        assert_eq!(
+            err,
+            (VmcsReadOnly32::ExitReason.into(), KernelError::IllegalOperation)
+        );
+        assert!(cache.is_dirty());
+    }
+
+    #[test]
+    fn high_halves_merge_into_the_full_field() {
+        let mut cache = FieldCache::new();
+        let mut kernel = RecordingKernel::default();
+        cache.begin_exit(&FaultMessage {
+            exit_reason: 48,
+            guest_physical: 0x1234_5678,
+            ..out_exit()
+        });
+        let mut vmcs = cache.mediated(&mut kernel);
+        assert_eq!(vmcs.read(0x2401), Ok(0));
+        assert_eq!(vmcs.read(0x2400), Ok(0x1234_5678));
+    }
+}
