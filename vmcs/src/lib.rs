@@ -10,14 +10,24 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod caps;
 pub mod catalogue;
+pub mod controls;
 pub mod encoding;
 
 pub use access::{VmInstructionError, VmcsAccess, VmcsError};
+pub use caps::{
+    AllowedBits, ControlError, ControlKind, EptVpidCapabilities, VmxBasic, VmxCapabilities, VmxCapabilityMsr,
+    VmxMisc, WriteControlError, set_control, set_control_flags, write_control,
+};
 pub use catalogue::{
     FIELDS, Field, FieldAccess, FieldInfo, VmcsControl16, VmcsControl32, VmcsControl64, VmcsControlNW,
     VmcsGuest16, VmcsGuest32, VmcsGuest64, VmcsGuestNW, VmcsHost16, VmcsHost32, VmcsHost64, VmcsHostNW,
     VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
+};
+pub use controls::{
+    ControlWord, EntryControls, PinBasedControls, PrimaryControls, PrimaryExitControls, SecondaryControls,
+    SecondaryExitControls, TertiaryControls,
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub mod event;
