@@ -5,6 +5,8 @@
 //! - [`access`]: the [`VmcsAccess`] trait all backends implement, and its errors.
 //! - Backends: [`soft`] (in-memory, with hardware semantics) and `vmx` (the VMREAD/VMWRITE
 //!   instructions; feature `vmx`, x86 and x86_64).
+//! - [`controls`]: bitflags for every VM-execution, VM-exit and VM-entry control word.
+//! - [`caps`]: capability MSRs and the control-setting algorithm ([`set_control`]).
 //! - [`event`]: interruption-information words.
 //! - [`dump`]: a readable dump of any backend.
 //!
@@ -28,7 +30,9 @@
 extern crate std;
 
 pub mod access;
+pub mod caps;
 pub mod catalogue;
+pub mod controls;
 pub mod dump;
 pub mod encoding;
 pub mod event;
@@ -39,10 +43,18 @@ pub mod soft;
 pub mod vmx;
 
 pub use access::{VmInstructionError, VmcsAccess, VmcsError};
+pub use caps::{
+    AllowedBits, ControlError, ControlKind, EptVpidCapabilities, VmxBasic, VmxCapabilities, VmxCapabilityMsr,
+    VmxMisc, WriteControlError, set_control, set_control_flags, write_control,
+};
 pub use catalogue::{
     FIELDS, Field, FieldAccess, FieldInfo, VmcsControl16, VmcsControl32, VmcsControl64, VmcsControlNW,
     VmcsGuest16, VmcsGuest32, VmcsGuest64, VmcsGuestNW, VmcsHost16, VmcsHost32, VmcsHost64, VmcsHostNW,
     VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
+};
+pub use controls::{
+    ControlWord, EntryControls, PinBasedControls, PrimaryControls, PrimaryExitControls, SecondaryControls,
+    SecondaryExitControls, TertiaryControls,
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub use event::{InterruptionInfo, InterruptionType};

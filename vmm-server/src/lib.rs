@@ -10,3 +10,4 @@ extern crate std;
 
 pub mod cache;
 pub mod kernel;
+pub mod model;

@@ -21,8 +21,8 @@ pub mod script;
 
 use vmcs::caps::{AllowedBits, ControlKind, VmxCapabilities};
 use vmcs::{
-    Field, InterruptionInfo, InterruptionType, SoftProfile, SoftVmcs, VmcsControl32, VmcsGuest32, VmcsGuestNW,
-    VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
+    Field, InterruptionInfo, InterruptionType, SoftProfile, SoftVmcs, VmcsControl32, VmcsGuest32,
+    VmcsGuestNW, VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
 };
 
 use crate::kernel::{
@@ -51,7 +51,11 @@ pub struct Difference {
 
 impl core::fmt::Display for Difference {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "step {} ({}): expected {:?}, found {:#x}", self.step, self.label, self.expected, self.actual)
+        write!(
+            f,
+            "step {} ({}): expected {:?}, found {:#x}",
+            self.step, self.label, self.expected, self.actual
+        )
     }
 }
 
@@ -159,12 +163,19 @@ impl<'s> ModelVcpu<'s> {
             let _ = l.push_str("end of script");
             l
         });
-        let _ = self.differences.push(Difference { step, label, expected, actual });
+        let _ = self.differences.push(Difference {
+            step,
+            label,
+            expected,
+            actual,
+        });
     }
 
     /// Checks the expectations of the step the VMM just handled, at an entry with `input`.
     fn check_expectations(&mut self, input: &EnterInput, primary: u32) {
-        let Some((index, exit_rip)) = self.handling.take() else { return };
+        let Some((index, exit_rip)) = self.handling.take() else {
+            return;
+        };
         let Some(step) = self.steps.get(index) else { return };
         for expectation in step.expect.clone() {
             let (ok, actual) = match expectation {
@@ -178,9 +189,10 @@ impl<'s> ModelVcpu<'s> {
                     let actual = register.get(&self.registers);
                     (actual == value, actual)
                 }
-                Expectation::EventPending { info } => {
-                    (input.entry_interruption_info == info, u64::from(input.entry_interruption_info))
-                }
+                Expectation::EventPending { info } => (
+                    input.entry_interruption_info == info,
+                    u64::from(input.entry_interruption_info),
+                ),
                 Expectation::NoEventPending => (
                     !InterruptionInfo::from_raw(input.entry_interruption_info).valid(),
                     u64::from(input.entry_interruption_info),
@@ -213,7 +225,10 @@ impl<'s> ModelVcpu<'s> {
 
     fn allowed(&self, kind: ControlKind) -> AllowedBits {
         // A control the processor lacks can hold no 1 bits.
-        self.caps.allowed(kind).unwrap_or(AllowedBits { must_be_one: 0, may_be_one: 0 })
+        self.caps.allowed(kind).unwrap_or(AllowedBits {
+            must_be_one: 0,
+            may_be_one: 0,
+        })
     }
 
     /// The value the kernel writes for `value` (see the module documentation).
@@ -232,7 +247,9 @@ impl<'s> ModelVcpu<'s> {
             }
             0x4012 => self.allowed(ControlKind::Entry).apply(value),
             0x6800 => {
-                let Some(mut fixed) = self.caps.cr0_fixed() else { return value };
+                let Some(mut fixed) = self.caps.cr0_fixed() else {
+                    return value;
+                };
                 let secondary = self.vmcs.get(VmcsControl32::SecondaryProcBasedControls);
                 if !self.rules.forces_protected_paging() && secondary & UNRESTRICTED_GUEST != 0 {
                     fixed.must_be_one &= !(CR0_PE | CR0_PG);
@@ -264,14 +281,15 @@ impl<'s> ModelVcpu<'s> {
         };
         // Error code delivered exactly for the exceptions that push one (protected mode).
         let pushes_error = matches!(vector, 8 | 10..=14 | 17 | 21);
-        let error_ok = !info.error_code_valid()
-            || (info.kind() == InterruptionType::HardwareException && pushes_error);
+        let error_ok =
+            !info.error_code_valid() || (info.kind() == InterruptionType::HardwareException && pushes_error);
         // Bits 30:12 are reserved for VM entry.
         type_ok && error_ok && info.raw() & 0x7FFF_F000 == 0
     }
 
     fn entry_failure(&mut self, input: &EnterInput, primary: u32, error: u32) -> EnterOutcome {
-        self.vmcs.set(VmcsReadOnly32::VmInstructionError, u64::from(error));
+        self.vmcs
+            .set(VmcsReadOnly32::VmInstructionError, u64::from(error));
         EnterOutcome::Exit(FaultMessage {
             rip: input.rip,
             primary_controls: primary,
@@ -311,7 +329,10 @@ impl<'s> ModelVcpu<'s> {
     /// Plays step `index` at `rip`: updates the guest and the exit fields.
     fn play(&mut self, index: usize, input: &EnterInput, primary: u32, delivered_info: u32) -> EnterOutcome {
         let Some(step) = self.steps.get(index) else {
-            return EnterOutcome::Exit(FaultMessage { exit_reason: 2, ..self.fault_common() });
+            return EnterOutcome::Exit(FaultMessage {
+                exit_reason: 2,
+                ..self.fault_common()
+            });
         };
         let exit = step.exit;
         exit.registers.apply(&mut self.registers);
@@ -319,7 +340,8 @@ impl<'s> ModelVcpu<'s> {
             self.vmcs.set(VmcsGuestNW::Rflags, rflags);
         }
         if let Some(interruptibility) = exit.interruptibility {
-            self.vmcs.set(VmcsGuest32::InterruptibilityState, u64::from(interruptibility));
+            self.vmcs
+                .set(VmcsGuest32::InterruptibilityState, u64::from(interruptibility));
         }
         // VM-entry failures during or after loading guest state (reasons 33, 34, 41) set bit 31
         // of the exit-reason field (SDM Vol. 3C, Section 27.8).
@@ -328,28 +350,56 @@ impl<'s> ModelVcpu<'s> {
             other => other,
         };
         self.vmcs.set(VmcsReadOnly32::ExitReason, u64::from(reason_field));
-        self.vmcs.set(VmcsReadOnlyNW::ExitQualification, exit.qualification);
-        self.vmcs.set(VmcsReadOnly32::ExitInstructionLength, u64::from(exit.instruction_len));
-        self.vmcs.set(VmcsReadOnly32::ExitInstructionInfo, u64::from(exit.instruction_info));
-        self.vmcs.set(VmcsReadOnly32::ExitInterruptionInfo, u64::from(exit.interruption_info));
-        self.vmcs.set(VmcsReadOnly32::ExitInterruptionErrorCode, u64::from(exit.interruption_error));
-        self.vmcs.set(VmcsReadOnly32::IdtVectoringInfo, u64::from(exit.idt_vectoring_info));
-        self.vmcs.set(VmcsReadOnly32::IdtVectoringErrorCode, u64::from(exit.idt_vectoring_error));
-        self.vmcs.set(VmcsReadOnlyNW::GuestLinearAddress, exit.guest_linear);
+        self.vmcs
+            .set(VmcsReadOnlyNW::ExitQualification, exit.qualification);
+        self.vmcs.set(
+            VmcsReadOnly32::ExitInstructionLength,
+            u64::from(exit.instruction_len),
+        );
+        self.vmcs.set(
+            VmcsReadOnly32::ExitInstructionInfo,
+            u64::from(exit.instruction_info),
+        );
+        self.vmcs.set(
+            VmcsReadOnly32::ExitInterruptionInfo,
+            u64::from(exit.interruption_info),
+        );
+        self.vmcs.set(
+            VmcsReadOnly32::ExitInterruptionErrorCode,
+            u64::from(exit.interruption_error),
+        );
+        self.vmcs.set(
+            VmcsReadOnly32::IdtVectoringInfo,
+            u64::from(exit.idt_vectoring_info),
+        );
+        self.vmcs.set(
+            VmcsReadOnly32::IdtVectoringErrorCode,
+            u64::from(exit.idt_vectoring_error),
+        );
+        self.vmcs
+            .set(VmcsReadOnlyNW::GuestLinearAddress, exit.guest_linear);
         if matches!(exit.reason, 48 | 49) {
-            self.vmcs.set(VmcsReadOnly64::GuestPhysicalAddress, exit.guest_physical);
+            self.vmcs
+                .set(VmcsReadOnly64::GuestPhysicalAddress, exit.guest_physical);
         }
         self.vmcs.set(VmcsGuestNW::Rip, input.rip);
         self.handling = Some((index, input.rip));
         self.next = index + 1;
         if exit.reason == ENTRY_FAILED {
-            self.vmcs.set(VmcsReadOnly32::VmInstructionError, u64::from(exit.vm_instruction_error));
+            self.vmcs.set(
+                VmcsReadOnly32::VmInstructionError,
+                u64::from(exit.vm_instruction_error),
+            );
         }
         EnterOutcome::Exit(FaultMessage {
             rip: input.rip,
             primary_controls: primary,
             entry_interruption_info: delivered_info,
-            exit_reason: if exit.reason == ENTRY_FAILED { ENTRY_FAILED } else { exit.reason & 0xFFFF },
+            exit_reason: if exit.reason == ENTRY_FAILED {
+                ENTRY_FAILED
+            } else {
+                exit.reason & 0xFFFF
+            },
             qualification: exit.qualification,
             instruction_len: exit.instruction_len,
             registers: self.visible_registers(),
@@ -397,18 +447,27 @@ impl VcpuKernel for ModelVcpu<'_> {
     fn vm_enter(&mut self, input: &EnterInput) -> Result<EnterOutcome, KernelError> {
         self.entries += 1;
         if let Some(badge) = self.notification.take() {
-            return Ok(EnterOutcome::Notification { badge, resume: *input });
+            return Ok(EnterOutcome::Notification {
+                badge,
+                resume: *input,
+            });
         }
         let primary = self.masked(0x4002, u64::from(input.primary_controls)) as u32;
-        self.vmcs.set(VmcsControl32::PrimaryProcBasedControls, u64::from(primary));
-        self.vmcs.set(VmcsControl32::EntryInterruptionInfo, u64::from(input.entry_interruption_info));
+        self.vmcs
+            .set(VmcsControl32::PrimaryProcBasedControls, u64::from(primary));
+        self.vmcs.set(
+            VmcsControl32::EntryInterruptionInfo,
+            u64::from(input.entry_interruption_info),
+        );
         if self.entries == 1 && input.rip != self.start.rip {
             let label = Label::new();
             self.differences_total += 1;
             let _ = self.differences.push(Difference {
                 step: 0,
                 label,
-                expected: Expectation::Rip { value: self.start.rip },
+                expected: Expectation::Rip {
+                    value: self.start.rip,
+                },
                 actual: input.rip,
             });
         }

@@ -188,7 +188,10 @@ pub struct ExitSpec {
 /// Something the VMM must have done by the time it enters the guest after a step's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)
+)]
 pub enum Expectation {
     /// RIP moved past the instruction: exit RIP + instruction length.
     RipAdvanced,
