@@ -6,6 +6,7 @@
 //! - Backends: [`soft`] (in-memory, with hardware semantics) and `vmx` (the VMREAD/VMWRITE
 //!   instructions; feature `vmx`, x86 and x86_64).
 //! - [`event`]: interruption-information words.
+//! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
@@ -34,6 +35,8 @@ pub mod encoding;
 pub mod event;
 #[cfg(any(test, all(feature = "vmx", target_arch = "x86")))]
 mod halves;
+pub mod ia32e;
+pub mod inject;
 pub mod soft;
 #[cfg(all(feature = "vmx", any(target_arch = "x86_64", target_arch = "x86")))]
 pub mod vmx;
@@ -46,4 +49,9 @@ pub use catalogue::{
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub use event::{InterruptionInfo, InterruptionType};
+pub use ia32e::{Cr0WriteError, Cr0WriteFault, Cr0WriteOutcome, GuestPagingState, PagingChange};
+pub use inject::{
+    ActivityState, EntryEvent, Event, EventKind, GuestStateConflict, InjectError, InjectionCapabilities,
+    InjectionError, Interruptibility, NmiBlockingFixup,
+};
 pub use soft::{SoftProfile, SoftVmcs};
