@@ -8,7 +8,7 @@
 //! | 7:0   | vector |
 //! | 10:8  | type (see [`InterruptionType`]) |
 //! | 11    | error code valid / deliver error code |
-//! | 12    | NMI unblocking due to IRET (exit interruption info and IDT-vectoring info only) |
+//! | 12    | NMI unblocking due to IRET (exit interruption info only; undefined in IDT-vectoring info, reserved for entry) |
 //! | 30:13 | reserved |
 //! | 31    | valid |
 
@@ -140,8 +140,8 @@ impl InterruptionInfo {
         self.0 & Self::ERROR_CODE_VALID != 0
     }
 
-    /// Bit 12: the exit happened while IRET was unblocking NMIs (exit interruption info and
-    /// IDT-vectoring info; SDM Vol. 3C, Section 28.2.3).
+    /// Bit 12: the exit happened while IRET was unblocking NMIs (exit interruption info; SDM
+    /// Vol. 3C, Section 28.2.3). Undefined in IDT-vectoring info (Section 25.9.3).
     pub const fn nmi_unblocking(self) -> bool {
         self.0 & Self::NMI_UNBLOCKING != 0
     }

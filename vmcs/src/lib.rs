@@ -8,6 +8,7 @@
 //! - [`controls`]: bitflags for every VM-execution, VM-exit and VM-entry control word.
 //! - [`caps`]: capability MSRs and the control-setting algorithm ([`set_control`]).
 //! - [`event`]: interruption-information words.
+//! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
@@ -38,6 +39,8 @@ pub mod encoding;
 pub mod event;
 #[cfg(any(test, all(feature = "vmx", target_arch = "x86")))]
 mod halves;
+pub mod ia32e;
+pub mod inject;
 pub mod soft;
 #[cfg(all(feature = "vmx", any(target_arch = "x86_64", target_arch = "x86")))]
 pub mod vmx;
@@ -58,4 +61,9 @@ pub use controls::{
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub use event::{InterruptionInfo, InterruptionType};
+pub use ia32e::{Cr0WriteError, Cr0WriteFault, Cr0WriteOutcome, GuestPagingState, PagingChange};
+pub use inject::{
+    ActivityState, EntryEvent, Event, EventKind, GuestStateConflict, InjectError, InjectionCapabilities,
+    InjectionError, Interruptibility, NmiBlockingFixup,
+};
 pub use soft::{SoftProfile, SoftVmcs};
