@@ -1,7 +1,10 @@
 //! `vmm`: the host tool. Subcommands print human-readable text by default and one JSON value
 //! with `--json`. Invalid requests exit with status 2 and a one-line message on stderr.
 
+mod controls;
 mod fields;
+mod inject;
+mod number;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,10 @@ struct Cli {
 enum Command {
     /// List every VMCS field of the catalogue.
     Fields(fields::Args),
+    /// Compute a VMX control word from capability MSRs (SDM Vol. 3D, Appendix A.3-A.5).
+    Controls(controls::Args),
+    /// Build the VM-entry fields that inject an event (SDM Vol. 3C, Section 27.6).
+    Inject(inject::Args),
 }
 
 /// A request the tool refuses: printed on one line, exit status 2.
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Fields(args) => fields::run(&args),
+        Command::Controls(args) => controls::run(&args),
+        Command::Inject(args) => inject::run(&args),
     };
     match outcome {
         Ok(text) => {
