@@ -22,3 +22,5 @@ pub use catalogue::{
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub mod event;
 pub use event::{InterruptionInfo, InterruptionType};
+pub mod exit;
+pub use exit::{ExitDetail, ExitReason, ExitReasonWord, QualificationError, VmxExitInfo};
