@@ -8,12 +8,14 @@
 //! - [`controls`]: bitflags for every VM-execution, VM-exit and VM-entry control word.
 //! - [`caps`]: capability MSRs and the control-setting algorithm ([`set_control`]).
 //! - [`event`]: interruption-information words.
+//! - [`exit`]: exit reasons and every exit-information decoder; [`VmxExitInfo`].
+//! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions.
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
 //! no. 325462-085 (2024) ("SDM"), whose VMX chapters are Vol. 3C Chapters 24–33 and
-//! Vol. 3D Appendices A–C.
+//! Appendices A–C (bound in Vol. 3D).
 //!
 //! ```
 //! use vmcs::{SoftVmcs, VmcsAccess, VmcsGuestNW, VmcsReadOnly32};
@@ -37,6 +39,7 @@ pub mod controls;
 pub mod dump;
 pub mod encoding;
 pub mod event;
+pub mod exit;
 #[cfg(any(test, all(feature = "vmx", target_arch = "x86")))]
 mod halves;
 pub mod ia32e;
@@ -61,6 +64,7 @@ pub use controls::{
 };
 pub use encoding::{AccessType, FieldEncoding, FieldType, FieldWidth};
 pub use event::{InterruptionInfo, InterruptionType};
+pub use exit::{ExitDetail, ExitReason, ExitReasonWord, QualificationError, VmxExitInfo};
 pub use ia32e::{Cr0WriteError, Cr0WriteFault, Cr0WriteOutcome, GuestPagingState, PagingChange};
 pub use inject::{
     ActivityState, EntryEvent, Event, EventKind, GuestStateConflict, InjectError, InjectionCapabilities,
