@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use serde_json::json;
 use vmcs::caps::{ControlKind, VmxCapabilities, VmxCapabilityMsr, set_control};
 use vmcs::controls::{
-    EntryControls, PinBasedControls, PrimaryControls, PrimaryExitControls, SecondaryControls, SecondaryExitControls,
-    TertiaryControls,
+    EntryControls, PinBasedControls, PrimaryControls, PrimaryExitControls, SecondaryControls,
+    SecondaryExitControls, TertiaryControls,
 };
 
 use crate::Refusal;
@@ -42,13 +42,22 @@ pub fn load_capabilities(path: &std::path::Path) -> Result<VmxCapabilities, Refu
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
-    let object = value.as_object().ok_or_else(|| format!("{}: expected a JSON object", path.display()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("{}: expected a JSON object", path.display()))?;
     let mut caps = VmxCapabilities::new();
     for (name, value) in object {
-        let msr = VmxCapabilityMsr::from_name(name).ok_or_else(|| format!("unknown capability MSR {name:?}"))?;
-        let text = value.as_str().ok_or_else(|| format!("{name}: expected a hex string"))?;
-        let digits = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
-        let raw = u64::from_str_radix(digits, 16).map_err(|e| format!("{name}: invalid hex {text:?}: {e}"))?;
+        let msr =
+            VmxCapabilityMsr::from_name(name).ok_or_else(|| format!("unknown capability MSR {name:?}"))?;
+        let text = value
+            .as_str()
+            .ok_or_else(|| format!("{name}: expected a hex string"))?;
+        let digits = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        let raw =
+            u64::from_str_radix(digits, 16).map_err(|e| format!("{name}: invalid hex {text:?}: {e}"))?;
         caps.set(msr, raw);
     }
     Ok(caps)
@@ -74,7 +83,10 @@ fn flag_names(kind: ControlKind, value: u64) -> Vec<String> {
 pub fn run(args: &Args) -> Result<String, Refusal> {
     let caps = load_capabilities(&args.caps)?;
     let kind = ControlKind::from_name(&args.control).ok_or_else(|| {
-        format!("unknown control {:?} (pin, primary, secondary, tertiary, exit, exit2, entry)", args.control)
+        format!(
+            "unknown control {:?} (pin, primary, secondary, tertiary, exit, exit2, entry)",
+            args.control
+        )
     })?;
     let set = parse_bits(&args.set)?;
     let clear = parse_bits(&args.clear)?;

@@ -35,7 +35,8 @@ pub struct Args {
 
 /// Runs `vmm inject`.
 pub fn run(args: &Args) -> Result<String, Refusal> {
-    let kind = EventKind::from_name(&args.kind).ok_or_else(|| format!("unknown event type {:?}", args.kind))?;
+    let kind =
+        EventKind::from_name(&args.kind).ok_or_else(|| format!("unknown event type {:?}", args.kind))?;
     let event = Event {
         vector: parse_u8(&args.vector)?,
         kind,
@@ -43,7 +44,9 @@ pub fn run(args: &Args) -> Result<String, Refusal> {
         instruction_len: args.instruction_len.as_deref().map(parse_u32).transpose()?,
     };
     let cr0 = parse_u64(&args.cr0)?;
-    let caps = InjectionCapabilities { zero_length_instruction: args.allow_zero_length };
+    let caps = InjectionCapabilities {
+        zero_length_instruction: args.allow_zero_length,
+    };
     let entry = prepare(&event, cr0, caps)?;
     let info = entry.interruption_info;
     if args.json {
@@ -59,7 +62,11 @@ pub fn run(args: &Args) -> Result<String, Refusal> {
         info.raw(),
         info.vector(),
         info.kind().name(),
-        if info.error_code_valid() { ", deliver error code" } else { "" }
+        if info.error_code_valid() {
+            ", deliver error code"
+        } else {
+            ""
+        }
     );
     match entry.error_code {
         Some(code) => text.push_str(&format!("\nVM-entry exception error code    = 0x{code:x}")),

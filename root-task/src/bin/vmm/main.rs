@@ -2,6 +2,7 @@
 //! with `--json`. Invalid requests exit with status 2 and a one-line message on stderr.
 
 mod controls;
+mod decode;
 mod fields;
 mod inject;
 mod number;
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// List every VMCS field of the catalogue.
     Fields(fields::Args),
+    /// Decode an exit reason and its qualification (SDM Vol. 3C, Section 28.2).
+    Decode(decode::Args),
     /// Compute a VMX control word from capability MSRs (SDM Vol. 3D, Appendix A.3-A.5).
     Controls(controls::Args),
     /// Build the VM-entry fields that inject an event (SDM Vol. 3C, Section 27.6).
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Fields(args) => fields::run(&args),
         Command::Controls(args) => controls::run(&args),
+        Command::Decode(args) => decode::run(&args),
         Command::Inject(args) => inject::run(&args),
     };
     match outcome {
