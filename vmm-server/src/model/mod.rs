@@ -509,3 +509,6 @@ impl VcpuKernel for ModelVcpu<'_> {
         Ok(self.play(self.next, input, primary, delivered_info))
     }
 }
+
+#[cfg(test)]
+mod tests;
