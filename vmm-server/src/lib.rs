@@ -11,3 +11,4 @@ extern crate std;
 pub mod cache;
 pub mod kernel;
 pub mod model;
+pub mod policy;
