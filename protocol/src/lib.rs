@@ -1,0 +1,104 @@
+//! The messages that cross component boundaries in the VMM service, and their wire format.
+//!
+//! Four message families, one per direction of each endpoint:
+//!
+//! | family | direction | type |
+//! |---|---|---|
+//! | request | client (controller, monitor, device model) → VMM server | [`Request`] |
+//! | response | VMM server → client | [`Response`] |
+//! | exit record | VMM server → device model, one per VM exit | [`ExitRecord`] |
+//! | exit reply | device model → VMM server, answers one record | [`ExitReply`] |
+//!
+//! Every type here is plain data: no allocation, `no_std`, fixed-capacity
+//! [`heapless::Vec`]s where a message carries a batch. Encoding and decoding never
+//! allocate and never panic: [`encode`], [`decode`], [`decode_canonical`], or the per-family
+//! methods (`Request::decode(bytes)`, `reply.encode(&mut buf)`, also through the [`Message`]
+//! trait for generic code).
+//!
+//! ```
+//! use vmm_protocol::{Action, ExitReply, MAX_MESSAGE_SIZE};
+//!
+//! let mut reply = ExitReply::new(7);
+//! reply.actions.push(Action::CompleteIo { value: 0x60 }).unwrap();
+//! reply.actions.push(Action::AdvanceRip).unwrap();
+//! let mut buf = [0u8; MAX_MESSAGE_SIZE];
+//! let bytes = reply.encode(&mut buf).unwrap();
+//! // seq 7, two actions: CompleteIo (0) with 0x60, AdvanceRip (2).
+//! assert_eq!(bytes, [7, 2, 0, 0x60, 2]);
+//! assert_eq!(ExitReply::decode(bytes), Ok(reply));
+//! ```
+//!
+//! # Wire format
+//!
+//! Messages are [postcard](https://docs.rs/postcard) 1.x encodings of the types in this
+//! crate, with no framing, checksum or COBS: one message is one transport payload, and the
+//! transport carries its exact byte length (seL4 message registers count words, so an seL4
+//! transport must carry the byte count itself, e.g. in the message label).
+//!
+//! - `u8` is one raw byte; `bool` is one byte, `0` or `1` and nothing else.
+//! - `u16`, `u32`, `u64` are unsigned LEB128 varints: 7 bits per byte, low bits first, the high
+//!   bit set on every byte but the last. Worst cases: 3, 5 and 10 bytes; values below 128 take
+//!   one byte.
+//! - A struct is its fields in declaration order, with no names and no padding.
+//! - An enum is its variant index (declaration order, from 0) as a varint, then that
+//!   variant's fields. Reordering or inserting variants therefore changes the wire format.
+//! - `Option<T>` is a byte `0` (none) or `1` followed by `T`.
+//! - A batch ([`heapless::Vec<T, N>`]) is its length as a varint, then the elements. A length
+//!   above `N` is an error.
+//! - A fixed array `[T; N]` is its `N` elements, with no length.
+//! - Flag sets ([`StateGroups`], [`GprSet`]) are their bits as a varint; unknown bits are an
+//!   error.
+//!
+//! Decoding is strict: truncated input, bytes after the message, unknown variant indexes,
+//! over-long batches, unknown flag bits, bytes other than 0/1 where a `bool` or an option
+//! tag belongs, and varints that overflow their type are all [`WireError`]s. Like postcard,
+//! [`decode`] accepts varints with redundant bytes (`0x80 0x00` for 0), which decode to the
+//! same value; [`decode_canonical`] rejects them too ([`WireError::NonCanonical`]), so that an
+//! accepted message has exactly one byte form, at the price of one more encoding pass.
+//!
+//! # Limits
+//!
+//! Every message fits one seL4 IPC payload: 120 message registers of 8 bytes,
+//! [`MAX_MESSAGE_SIZE`] = 960 bytes. Each family's worst-case encoding is computed at compile
+//! time ([`Request::MAX_SIZE`], [`Response::MAX_SIZE`], [`ExitRecord::MAX_SIZE`],
+//! [`ExitReply::MAX_SIZE`]) and checked against that limit by a `const` assertion; the tests
+//! encode a worst-case value of each family and check that it takes exactly that many bytes.
+//!
+//! # Versioning
+//!
+//! [`PROTOCOL_VERSION`] names the wire format. A client starts with [`Request::Hello`]; a
+//! server that speaks another version answers [`ErrorCode::VersionMismatch`]. Changing the
+//! wire format in any way (a field, a variant, an order, a capacity) means bumping
+//! `PROTOCOL_VERSION` and regenerating the golden vectors (`protocol/tests/golden.txt`) in the
+//! same commit; the golden test fails when the vectors change under an unchanged version.
+#![no_std]
+#![deny(missing_docs)]
+
+mod common;
+mod exit;
+mod request;
+mod wire;
+
+pub use common::{
+    AccessSize, ControlId, EventKind, EventRequest, ExitClass, FieldValue, GeneralRegisters, Gpr, GprSet,
+    Register, StateGroups,
+};
+pub use exit::{
+    Action, ControlRegisters, CrAccessKind, DescriptorTables, ExitDetail, ExitRecord, ExitReply, GuestState,
+    InstructionBytes, InterruptibilityState, IoDirection, MAX_ACTIONS, MAX_INSTRUCTION_LEN, MemoryAccess,
+    NO_EXIT_REASON, PendingEvents, Segment, Segments,
+};
+pub use request::{
+    DUMP_PAGE_ENTRIES, DumpPage, ErrorCode, ErrorReport, MAX_FIELDS, Request, Response, Statistics,
+};
+pub use wire::{Message, MessageKind, WireError, decode, decode_canonical, encode};
+
+/// Re-exported so users name the same `heapless` version as the message types.
+pub use heapless;
+
+/// The wire-format version. Bumped with every change to any encoding (see the crate docs).
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest message any endpoint accepts: one seL4 IPC payload of 120 message registers
+/// of 8 bytes each.
+pub const MAX_MESSAGE_SIZE: usize = 120 * 8;
