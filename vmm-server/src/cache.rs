@@ -306,6 +306,11 @@ impl FieldCache {
         Ok(self.enter)
     }
 
+    /// Starts counting invocations afresh (after they were attributed to an exit).
+    pub fn reset_counts(&mut self) {
+        self.counts = InvocationCounts::default();
+    }
+
     /// Counts a `VMEnter` made outside an exit (the first entry, or after a notification).
     pub fn count_enter(&mut self) {
         self.counts.vm_enter += 1;

@@ -12,3 +12,5 @@ pub mod cache;
 pub mod kernel;
 pub mod model;
 pub mod policy;
+pub mod memory;
+pub mod server;
