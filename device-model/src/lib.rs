@@ -16,3 +16,5 @@ pub mod irq;
 pub mod policy;
 pub mod ports;
 pub mod uart;
+pub mod decode;
+pub mod server;
