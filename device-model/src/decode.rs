@@ -110,12 +110,21 @@ pub fn decode_mmio(bytes: &[u8], long_mode: bool) -> Result<MmioInstruction, Dec
         opcode = c.next()?;
     }
     let rex_w = rex & 0x08 != 0;
-    let full_size = if rex_w { 8 } else if operand16 { 2 } else { 4 };
+    let full_size = if rex_w {
+        8
+    } else if operand16 {
+        2
+    } else {
+        4
+    };
     let two_byte = opcode == 0x0F;
     if two_byte {
         opcode = c.next()?;
     }
-    let supported = matches!((two_byte, opcode), (false, 0x88..=0x8B | 0xC6 | 0xC7) | (true, 0xB6 | 0xB7));
+    let supported = matches!(
+        (two_byte, opcode),
+        (false, 0x88..=0x8B | 0xC6 | 0xC7) | (true, 0xB6 | 0xB7)
+    );
     if !supported {
         return Err(DecodeError::Unsupported(opcode));
     }
@@ -125,16 +134,35 @@ pub fn decode_mmio(bytes: &[u8], long_mode: bool) -> Result<MmioInstruction, Dec
     }
     let byte_register = |reg: u8| -> Result<u8, DecodeError> {
         // Without REX, byte registers 4-7 are AH, CH, DH, BH.
-        if rex == 0 && (4..8).contains(&reg) { Err(DecodeError::HighByteRegister) } else { Ok(reg) }
+        if rex == 0 && (4..8).contains(&reg) {
+            Err(DecodeError::HighByteRegister)
+        } else {
+            Ok(reg)
+        }
     };
     let operation = match (two_byte, opcode) {
-        (false, 0x88) => MmioOperation::WriteRegister { register: byte_register(modrm_reg)?, size: 1 },
-        (false, 0x89) => MmioOperation::WriteRegister { register: modrm_reg, size: full_size },
-        (false, 0x8A) => {
-            MmioOperation::Read { register: byte_register(modrm_reg)?, size: 1, destination_size: 1 }
-        }
-        (false, 0x8B) => MmioOperation::Read { register: modrm_reg, size: full_size, destination_size: full_size },
-        (false, 0xC6) if modrm_reg & 7 == 0 => MmioOperation::WriteImmediate { value: c.immediate(1)?, size: 1 },
+        (false, 0x88) => MmioOperation::WriteRegister {
+            register: byte_register(modrm_reg)?,
+            size: 1,
+        },
+        (false, 0x89) => MmioOperation::WriteRegister {
+            register: modrm_reg,
+            size: full_size,
+        },
+        (false, 0x8A) => MmioOperation::Read {
+            register: byte_register(modrm_reg)?,
+            size: 1,
+            destination_size: 1,
+        },
+        (false, 0x8B) => MmioOperation::Read {
+            register: modrm_reg,
+            size: full_size,
+            destination_size: full_size,
+        },
+        (false, 0xC6) if modrm_reg & 7 == 0 => MmioOperation::WriteImmediate {
+            value: c.immediate(1)?,
+            size: 1,
+        },
         (false, 0xC7) if modrm_reg & 7 == 0 => {
             let (value, size) = match full_size {
                 2 => (c.immediate(2)?, 2),
@@ -143,11 +171,22 @@ pub fn decode_mmio(bytes: &[u8], long_mode: bool) -> Result<MmioInstruction, Dec
             };
             MmioOperation::WriteImmediate { value, size }
         }
-        (true, 0xB6) => MmioOperation::Read { register: modrm_reg, size: 1, destination_size: full_size },
-        (true, 0xB7) => MmioOperation::Read { register: modrm_reg, size: 2, destination_size: full_size },
+        (true, 0xB6) => MmioOperation::Read {
+            register: modrm_reg,
+            size: 1,
+            destination_size: full_size,
+        },
+        (true, 0xB7) => MmioOperation::Read {
+            register: modrm_reg,
+            size: 2,
+            destination_size: full_size,
+        },
         (_, other) => return Err(DecodeError::Unsupported(other)),
     };
-    Ok(MmioInstruction { operation, length: c.at as u8 })
+    Ok(MmioInstruction {
+        operation,
+        length: c.at as u8,
+    })
 }
 
 /// Reads ModRM (and SIB, displacement); returns (reg field with REX.R, operand is memory).
@@ -185,44 +224,93 @@ mod tests {
         // mov eax, [0x3ff000] (8B 05 disp32 in 32-bit code: mod 0, rm 5)
         assert_eq!(
             decode_mmio(&[0x8B, 0x05, 0x00, 0xF0, 0x3F, 0x00], false),
-            Ok(MmioInstruction { operation: MmioOperation::Read { register: 0, size: 4, destination_size: 4 }, length: 6 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::Read {
+                    register: 0,
+                    size: 4,
+                    destination_size: 4
+                },
+                length: 6
+            })
         );
         // mov [ebx+4], cl (88 4B 04)
         assert_eq!(
             decode_mmio(&[0x88, 0x4B, 0x04], false),
-            Ok(MmioInstruction { operation: MmioOperation::WriteRegister { register: 1, size: 1 }, length: 3 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::WriteRegister { register: 1, size: 1 },
+                length: 3
+            })
         );
         // mov word [eax], 0x1234 (66 C7 00 34 12)
         assert_eq!(
             decode_mmio(&[0x66, 0xC7, 0x00, 0x34, 0x12], false),
-            Ok(MmioInstruction { operation: MmioOperation::WriteImmediate { value: 0x1234, size: 2 }, length: 5 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::WriteImmediate {
+                    value: 0x1234,
+                    size: 2
+                },
+                length: 5
+            })
         );
         // mov r9, [rax+rcx*8+0x10] (4C 8B 4C C8 10)
         assert_eq!(
             decode_mmio(&[0x4C, 0x8B, 0x4C, 0xC8, 0x10], true),
-            Ok(MmioInstruction { operation: MmioOperation::Read { register: 9, size: 8, destination_size: 8 }, length: 5 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::Read {
+                    register: 9,
+                    size: 8,
+                    destination_size: 8
+                },
+                length: 5
+            })
         );
         // movzx eax, byte [esi] (0F B6 06)
         assert_eq!(
             decode_mmio(&[0x0F, 0xB6, 0x06], false),
-            Ok(MmioInstruction { operation: MmioOperation::Read { register: 0, size: 1, destination_size: 4 }, length: 3 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::Read {
+                    register: 0,
+                    size: 1,
+                    destination_size: 4
+                },
+                length: 3
+            })
         );
         // mov qword [rdi], -1 (48 C7 07 FF FF FF FF): sign-extended
         assert_eq!(
             decode_mmio(&[0x48, 0xC7, 0x07, 0xFF, 0xFF, 0xFF, 0xFF], true),
-            Ok(MmioInstruction { operation: MmioOperation::WriteImmediate { value: u64::MAX, size: 8 }, length: 7 })
+            Ok(MmioInstruction {
+                operation: MmioOperation::WriteImmediate {
+                    value: u64::MAX,
+                    size: 8
+                },
+                length: 7
+            })
         );
     }
 
     #[test]
     fn refusals() {
-        assert_eq!(decode_mmio(&[0x8B, 0xC1], false), Err(DecodeError::RegisterOperand));
-        assert_eq!(decode_mmio(&[0x8A, 0x20], false), Err(DecodeError::HighByteRegister), "mov ah, [eax]");
-        assert_eq!(decode_mmio(&[0x8B, 0x05, 0x00], false), Err(DecodeError::Truncated));
+        assert_eq!(
+            decode_mmio(&[0x8B, 0xC1], false),
+            Err(DecodeError::RegisterOperand)
+        );
+        assert_eq!(
+            decode_mmio(&[0x8A, 0x20], false),
+            Err(DecodeError::HighByteRegister),
+            "mov ah, [eax]"
+        );
+        assert_eq!(
+            decode_mmio(&[0x8B, 0x05, 0x00], false),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(decode_mmio(&[], false), Err(DecodeError::Truncated));
         assert_eq!(decode_mmio(&[0x90], false), Err(DecodeError::Unsupported(0x90)));
         // In 32-bit code 0x48 is DEC EAX, not REX.W.
-        assert_eq!(decode_mmio(&[0x48, 0x8B, 0x00], false), Err(DecodeError::Unsupported(0x48)));
+        assert_eq!(
+            decode_mmio(&[0x48, 0x8B, 0x00], false),
+            Err(DecodeError::Unsupported(0x48))
+        );
     }
 
     proptest::proptest! {

@@ -12,9 +12,9 @@
 extern crate std;
 
 pub mod bus;
+pub mod decode;
 pub mod irq;
 pub mod policy;
 pub mod ports;
-pub mod uart;
-pub mod decode;
 pub mod server;
+pub mod uart;

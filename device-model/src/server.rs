@@ -5,6 +5,7 @@
 //! | OUT / OUTS element | write to the port's device (or drop it, counted); advance RIP |
 //! | IN / INS element | read the port's device (all ones if unclaimed); complete; advance RIP |
 //! | EPT violation (MMIO) | decode the MOV, read or write the MMIO device; complete; set RIP |
+//! | EPT violation during event delivery | nothing (the server re-injects the event) |
 //! | CPUID | the configured leaf; advance RIP |
 //! | RDMSR / WRMSR | the configured MSR; #GP(0) for an unknown one |
 //! | HLT | advance RIP and wait for an interrupt (raised at once if one is pending) |
@@ -53,7 +54,9 @@ pub struct StopRequest {
 impl StopRequest {
     /// No stop asked for.
     pub const fn new() -> Self {
-        Self { status: Cell::new(None) }
+        Self {
+            status: Cell::new(None),
+        }
     }
 
     /// Asks to stop with `status`.
@@ -99,6 +102,8 @@ pub struct DeviceStats {
     pub malformed: u64,
     /// Records that arrived marked rejected (our previous reply was refused).
     pub rejected: u64,
+    /// Records that came again and were answered from the reply cache.
+    pub repeated: u64,
     /// Unclaimed port accesses.
     pub unclaimed: Unclaimed,
     /// Unclaimed MMIO accesses.
@@ -118,7 +123,10 @@ pub struct DeviceModelConfig {
 
 impl Default for DeviceModelConfig {
     fn default() -> Self {
-        Self { vector_base: 0x20, long_mode: false }
+        Self {
+            vector_base: 0x20,
+            long_mode: false,
+        }
     }
 }
 
@@ -136,6 +144,8 @@ pub struct DeviceModel<'d> {
     stop: &'d StopRequest,
     config: DeviceModelConfig,
     stats: DeviceStats,
+    /// The last reply, for a record that comes again (same `seq`).
+    last_reply: Option<ExitReply>,
 }
 
 impl core::fmt::Debug for DeviceModel<'_> {
@@ -149,7 +159,10 @@ impl core::fmt::Debug for DeviceModel<'_> {
 }
 
 fn advance_to(record: &ExitRecord, length: u8) -> Action {
-    Action::SetRegister { register: Register::Rip, value: record.rip.wrapping_add(u64::from(length)) }
+    Action::SetRegister {
+        register: Register::Rip,
+        value: record.rip.wrapping_add(u64::from(length)),
+    }
 }
 
 fn general_protection() -> Action {
@@ -173,6 +186,7 @@ impl<'d> DeviceModel<'d> {
             stop,
             config,
             stats: DeviceStats::default(),
+            last_reply: None,
         }
     }
 
@@ -210,20 +224,40 @@ impl<'d> DeviceModel<'d> {
         }
     }
 
-    /// Answers one record.
+    /// Answers one record. A record that comes again (the same `seq`, e.g. because the
+    /// reply was lost or garbled on the way) gets the same reply without touching any device
+    /// again, so that no device effect happens twice.
     pub fn handle(&mut self, record: &ExitRecord) -> ExitReply {
         self.stats.records += 1;
         if record.rejected.is_some() {
             self.stats.rejected += 1;
             log::warn!("record {} came back rejected: {:?}", record.seq, record.rejected);
         }
+        if let Some(last) = &self.last_reply
+            && last.seq == record.seq
+        {
+            self.stats.repeated += 1;
+            return last.clone();
+        }
+        let reply = self.answer(record);
+        self.last_reply = Some(reply.clone());
+        reply
+    }
+
+    fn answer(&mut self, record: &ExitRecord) -> ExitReply {
         let mut reply = ExitReply::new(record.seq);
         let push = |actions: &mut vmm_protocol::heapless::Vec<Action, { vmm_protocol::MAX_ACTIONS }>, a| {
             // Our replies are short; the capacity (16) is never reached.
             let _ = actions.push(a);
         };
         match &record.detail {
-            ExitDetail::Io { port, size, direction, value, .. } => {
+            ExitDetail::Io {
+                port,
+                size,
+                direction,
+                value,
+                ..
+            } => {
                 let bytes = size.bytes();
                 match direction {
                     IoDirection::Out => match value {
@@ -238,27 +272,63 @@ impl<'d> DeviceModel<'d> {
                 }
                 push(&mut reply.actions, Action::AdvanceRip);
             }
-            ExitDetail::Mmio { gpa, access, instruction, .. } => {
-                match self.mmio_access(record, *gpa, *access, instruction) {
-                    Some(actions) => {
-                        for a in actions.into_iter().flatten() {
-                            push(&mut reply.actions, a);
-                        }
-                    }
-                    None => push(&mut reply.actions, Action::Stop { status: status::UNDECODABLE_MMIO }),
-                }
+            ExitDetail::Mmio { .. }
+                if record
+                    .state
+                    .pending_events
+                    .is_some_and(|p| p.idt_vectoring_info & (1 << 31) != 0) =>
+            {
+                // The access was the delivery of an event (the IDT, a stack), not an
+                // instruction: nothing to emulate; the server has re-injected the event.
+                log::warn!("EPT violation during event delivery at rip {:#x}", record.rip);
             }
+            ExitDetail::Mmio {
+                gpa,
+                access,
+                instruction,
+                ..
+            } => match self.mmio_access(record, *gpa, *access, instruction) {
+                Some(actions) => {
+                    for a in actions.into_iter().flatten() {
+                        push(&mut reply.actions, a);
+                    }
+                }
+                None => push(
+                    &mut reply.actions,
+                    Action::Stop {
+                        status: status::UNDECODABLE_MMIO,
+                    },
+                ),
+            },
             ExitDetail::Cpuid { leaf, subleaf } => {
                 let [a, b, c, d] = self.cpuid.lookup(*leaf, *subleaf);
                 for (gpr, value) in [(Gpr::Rax, a), (Gpr::Rbx, b), (Gpr::Rcx, c), (Gpr::Rdx, d)] {
-                    push(&mut reply.actions, Action::SetRegister { register: Register::Gpr(gpr), value: value.into() });
+                    push(
+                        &mut reply.actions,
+                        Action::SetRegister {
+                            register: Register::Gpr(gpr),
+                            value: value.into(),
+                        },
+                    );
                 }
                 push(&mut reply.actions, Action::AdvanceRip);
             }
             ExitDetail::Rdmsr { index } => match self.msrs.read(*index) {
                 MsrOutcome::Value(v) => {
-                    push(&mut reply.actions, Action::SetRegister { register: Gpr::Rax.into(), value: v & 0xFFFF_FFFF });
-                    push(&mut reply.actions, Action::SetRegister { register: Gpr::Rdx.into(), value: v >> 32 });
+                    push(
+                        &mut reply.actions,
+                        Action::SetRegister {
+                            register: Gpr::Rax.into(),
+                            value: v & 0xFFFF_FFFF,
+                        },
+                    );
+                    push(
+                        &mut reply.actions,
+                        Action::SetRegister {
+                            register: Gpr::Rdx.into(),
+                            value: v >> 32,
+                        },
+                    );
                     push(&mut reply.actions, Action::AdvanceRip);
                 }
                 _ => push(&mut reply.actions, general_protection()),
@@ -271,21 +341,49 @@ impl<'d> DeviceModel<'d> {
                 push(&mut reply.actions, Action::AdvanceRip);
                 push(&mut reply.actions, Action::WaitForInterrupt);
             }
-            ExitDetail::Exception { vector, kind, error_code } => {
-                let event = EventRequest { vector: *vector, kind: Some(*kind), error_code: *error_code, instruction_len: None };
+            ExitDetail::Exception {
+                vector,
+                kind,
+                error_code,
+            } => {
+                let event = EventRequest {
+                    vector: *vector,
+                    kind: Some(*kind),
+                    error_code: *error_code,
+                    instruction_len: None,
+                };
                 push(&mut reply.actions, Action::Inject(event));
             }
             ExitDetail::InterruptWindow | ExitDetail::NmiWindow => {}
-            ExitDetail::TripleFault => push(&mut reply.actions, Action::Stop { status: status::TRIPLE_FAULT }),
-            ExitDetail::InvalidGuestState { .. } => {
-                push(&mut reply.actions, Action::Stop { status: status::INVALID_GUEST_STATE })
-            }
-            ExitDetail::VmInstructionError { .. } => {
-                push(&mut reply.actions, Action::Stop { status: status::ENTRY_FAILED })
-            }
-            ExitDetail::Vmcall | ExitDetail::CrAccess { .. } | ExitDetail::EptMisconfig { .. } | ExitDetail::Unknown { .. } => {
+            ExitDetail::TripleFault => push(
+                &mut reply.actions,
+                Action::Stop {
+                    status: status::TRIPLE_FAULT,
+                },
+            ),
+            ExitDetail::InvalidGuestState { .. } => push(
+                &mut reply.actions,
+                Action::Stop {
+                    status: status::INVALID_GUEST_STATE,
+                },
+            ),
+            ExitDetail::VmInstructionError { .. } => push(
+                &mut reply.actions,
+                Action::Stop {
+                    status: status::ENTRY_FAILED,
+                },
+            ),
+            ExitDetail::Vmcall
+            | ExitDetail::CrAccess { .. }
+            | ExitDetail::EptMisconfig { .. }
+            | ExitDetail::Unknown { .. } => {
                 log::warn!("exit reason {} not handled; stopping the guest", record.reason);
-                push(&mut reply.actions, Action::Stop { status: status::UNHANDLED_EXIT | u32::from(record.reason) })
+                push(
+                    &mut reply.actions,
+                    Action::Stop {
+                        status: status::UNHANDLED_EXIT | u32::from(record.reason),
+                    },
+                )
             }
         }
         // A stop asked for by the guest ends the run after this instruction.
@@ -295,7 +393,12 @@ impl<'d> DeviceModel<'d> {
         }
         while let Some(line) = self.lines.take_next() {
             self.stats.interrupts += 1;
-            push(&mut reply.actions, Action::RaiseInterrupt { vector: self.config.vector_base.wrapping_add(line) });
+            push(
+                &mut reply.actions,
+                Action::RaiseInterrupt {
+                    vector: self.config.vector_base.wrapping_add(line),
+                },
+            );
         }
         reply
     }
@@ -312,7 +415,11 @@ impl<'d> DeviceModel<'d> {
         let next = advance_to(record, decoded.length);
         let mut device = self.mmio.find(gpa);
         match decoded.operation {
-            MmioOperation::Read { register, size, destination_size } => {
+            MmioOperation::Read {
+                register,
+                size,
+                destination_size,
+            } => {
                 if access != MemoryAccess::Read {
                     return None;
                 }
@@ -325,7 +432,14 @@ impl<'d> DeviceModel<'d> {
                 } & AccessSize::from_bytes(size).map_or(u64::MAX, AccessSize::mask);
                 let size = AccessSize::from_bytes(destination_size)?;
                 let register = Gpr::from_number(register)?;
-                Some([Some(Action::CompleteMmioRead { register, size, value }), Some(next)])
+                Some([
+                    Some(Action::CompleteMmioRead {
+                        register,
+                        size,
+                        value,
+                    }),
+                    Some(next),
+                ])
             }
             MmioOperation::WriteRegister { register, size } => {
                 let gprs = record.state.gprs?;

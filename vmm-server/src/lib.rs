@@ -10,7 +10,7 @@ extern crate std;
 
 pub mod cache;
 pub mod kernel;
+pub mod memory;
 pub mod model;
 pub mod policy;
-pub mod memory;
 pub mod server;

@@ -15,17 +15,20 @@
 //! [`ExitRecord::rejected`] set.
 
 use vmcs::caps::{ControlKind, VmxCapabilities, set_control};
-use vmcs::exit::{CrAccessQualification, ExitDetail as Decoded, ExitReason, IoDirection as DecodedIoDirection};
+use vmcs::exit::{
+    CrAccessQualification, ExitDetail as Decoded, ExitReason, IoDirection as DecodedIoDirection,
+};
 use vmcs::inject::{self, InjectError, InjectionCapabilities, Interruptibility};
 use vmcs::{
-    FIELDS, Field, FieldAccess, InterruptionInfo, InterruptionType, VmcsAccess, VmcsControl32, VmcsError, VmcsGuest16,
-    VmcsGuest32, VmcsGuest64, VmcsGuestNW, VmcsReadOnly32, VmcsReadOnlyNW,
+    FIELDS, Field, FieldAccess, InterruptionInfo, InterruptionType, VmcsAccess, VmcsControl32, VmcsError,
+    VmcsGuest16, VmcsGuest32, VmcsGuest64, VmcsGuestNW, VmcsReadOnly32, VmcsReadOnlyNW,
 };
 use vmm_protocol::{
-    AccessSize, Action, ControlId, ControlRegisters, CrAccessKind, DescriptorTables, DumpPage, ErrorCode, ErrorReport,
-    EventKind, EventRequest, ExitClass, ExitDetail, ExitRecord, ExitReply, GeneralRegisters, GeneralRegisters as Gprs,
-    GuestState, InterruptibilityState, IoDirection, MAX_MESSAGE_SIZE, MemoryAccess, NO_EXIT_REASON, PROTOCOL_VERSION,
-    PendingEvents, Register, Request, Response, Segment, Segments, StateGroups, Statistics,
+    AccessSize, Action, ControlId, ControlRegisters, CrAccessKind, DescriptorTables, DumpPage, ErrorCode,
+    ErrorReport, EventKind, EventRequest, ExitClass, ExitDetail, ExitRecord, ExitReply, GeneralRegisters,
+    GeneralRegisters as Gprs, GuestState, InterruptibilityState, IoDirection, MAX_MESSAGE_SIZE, MemoryAccess,
+    NO_EXIT_REASON, PROTOCOL_VERSION, PendingEvents, Register, Request, Response, Segment, Segments,
+    StateGroups, Statistics,
 };
 
 use crate::cache::{FieldCache, InvocationCounts};
@@ -159,11 +162,14 @@ pub struct VmmServer<K: VcpuKernel, M: GuestMemory, const B: usize = 8> {
     invocations_outside_exits: InvocationCounts,
 }
 
-/// The groups each class carries until the device model asks otherwise: only what the fault
-/// message brings for free (general registers, RFLAGS), and nothing for I/O.
+/// The groups each class carries until the device model asks otherwise: what the fault
+/// message brings for free (general registers, RFLAGS), nothing for I/O.
 fn default_groups(class: ExitClass) -> StateGroups {
     match class {
         ExitClass::Io => StateGroups::empty(),
+        // Whether an EPT violation hit an instruction or the delivery of an event decides
+        // whether there is anything to emulate; the IDT-vectoring information was read anyway.
+        ExitClass::Mmio => StateGroups::GPRS | StateGroups::RFLAGS | StateGroups::PENDING_EVENTS,
         _ => StateGroups::GPRS | StateGroups::RFLAGS,
     }
 }
@@ -249,7 +255,11 @@ fn to_event(request: &EventRequest, exit_len: u8) -> inject::Event {
     };
     let software = matches!(
         request.kind,
-        Some(EventKind::SoftwareInterrupt | EventKind::PrivilegedSoftwareException | EventKind::SoftwareException)
+        Some(
+            EventKind::SoftwareInterrupt
+                | EventKind::PrivilegedSoftwareException
+                | EventKind::SoftwareException
+        )
     );
     // With the kind left to the server, exceptions that always push an error code get 0.
     let error_code = match (request.kind, request.error_code) {
@@ -261,7 +271,12 @@ fn to_event(request: &EventRequest, exit_len: u8) -> inject::Event {
         None if software => Some(u32::from(exit_len)),
         None => None,
     };
-    inject::Event { vector: request.vector, kind, error_code, instruction_len }
+    inject::Event {
+        vector: request.vector,
+        kind,
+        error_code,
+        instruction_len,
+    }
 }
 
 impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
@@ -277,7 +292,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             cache: FieldCache::new(),
             policy,
             config,
-            state: if config.start_running { RunState::Running } else { RunState::Paused },
+            state: if config.start_running {
+                RunState::Running
+            } else {
+                RunState::Paused
+            },
             seq: 0,
             pending: None,
             counting_class: None,
@@ -357,7 +376,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     /// Decodes a request, handles it for `badge`, and encodes the response into `out`.
     /// Malformed input gets an `Error(Malformed)` response; this never fails.
-    pub fn handle_request<'o>(&mut self, badge: u64, bytes: &[u8], out: &'o mut [u8; MAX_MESSAGE_SIZE]) -> &'o [u8] {
+    pub fn handle_request<'o>(
+        &mut self,
+        badge: u64,
+        bytes: &[u8],
+        out: &'o mut [u8; MAX_MESSAGE_SIZE],
+    ) -> &'o [u8] {
         let response = match Request::decode(bytes) {
             Ok(request) => self.handle(badge, &request),
             Err(_) => {
@@ -409,10 +433,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     fn dispatch(&mut self, rights: &Rights, request: &Request) -> Response {
         match request {
-            Request::Hello { version } if *version == PROTOCOL_VERSION => Response::Hello { version: PROTOCOL_VERSION },
-            Request::Hello { .. } => {
-                Response::Error(ErrorReport::new(ErrorCode::VersionMismatch { server: PROTOCOL_VERSION }))
-            }
+            Request::Hello { version } if *version == PROTOCOL_VERSION => Response::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            Request::Hello { .. } => Response::Error(ErrorReport::new(ErrorCode::VersionMismatch {
+                server: PROTOCOL_VERSION,
+            })),
             Request::ReadFields(encodings) => self.read_fields(rights, encodings),
             Request::WriteFields(items) => self.write_fields(rights, items),
             Request::SetControl { control, set, clear } => self.set_control(*control, *set, *clear),
@@ -459,7 +485,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     }
 
     fn injection_caps(&self) -> InjectionCapabilities {
-        InjectionCapabilities::from_vmx_misc(self.config.caps.get(vmcs::caps::VmxCapabilityMsr::Misc).unwrap_or(0))
+        InjectionCapabilities::from_vmx_misc(
+            self.config
+                .caps
+                .get(vmcs::caps::VmxCapabilityMsr::Misc)
+                .unwrap_or(0),
+        )
     }
 
     fn read_fields(&mut self, rights: &Rights, encodings: &[u32]) -> Response {
@@ -497,7 +528,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         }
         let mut written = vmm_protocol::heapless::Vec::new();
         for (index, item) in items.iter().enumerate() {
-            match self.cache.mediated(&mut self.kernel).write_through(item.encoding, item.value) {
+            match self
+                .cache
+                .mediated(&mut self.kernel)
+                .write_through(item.encoding, item.value)
+            {
                 Ok(value) => {
                     let _ = written.push(value);
                 }
@@ -522,13 +557,18 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             }
         };
         match vmcs.write_through(kind.vmcs_field().encoding().raw(), value) {
-            Ok(written) => Response::Written(vmm_protocol::heapless::Vec::from_slice(&[written]).unwrap_or_default()),
+            Ok(written) => {
+                Response::Written(vmm_protocol::heapless::Vec::from_slice(&[written]).unwrap_or_default())
+            }
             Err(e) => Response::Error(ErrorReport::new(vmcs_error_code(e))),
         }
     }
 
     fn dump_page(&mut self, rights: &Rights, start: u16) -> DumpPage {
-        let mut page = DumpPage { entries: vmm_protocol::heapless::Vec::new(), next: None };
+        let mut page = DumpPage {
+            entries: vmm_protocol::heapless::Vec::new(),
+            next: None,
+        };
         let mut vmcs = self.cache.mediated(&mut self.kernel);
         for (index, row) in FIELDS.iter().enumerate().skip(usize::from(start)) {
             if page.entries.is_full() {
@@ -539,7 +579,10 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 continue;
             }
             if let Ok(value) = vmcs.read(row.encoding.raw()) {
-                let _ = page.entries.push(vmm_protocol::FieldValue { encoding: row.encoding.raw(), value });
+                let _ = page.entries.push(vmm_protocol::FieldValue {
+                    encoding: row.encoding.raw(),
+                    value,
+                });
             }
         }
         page
@@ -568,28 +611,42 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     fn deliver_interrupts(&mut self) {
         let Some(&vector) = self.irqs.front() else { return };
         let mut vmcs = self.cache.mediated(&mut self.kernel);
-        let Ok(entry) = VmcsControl32::EntryInterruptionInfo.read(&mut vmcs) else { return };
-        let Ok(primary) = VmcsControl32::PrimaryProcBasedControls.read(&mut vmcs) else { return };
+        let Ok(entry) = VmcsControl32::EntryInterruptionInfo.read(&mut vmcs) else {
+            return;
+        };
+        let Ok(primary) = VmcsControl32::PrimaryProcBasedControls.read(&mut vmcs) else {
+            return;
+        };
         if InterruptionInfo::from_raw(entry).valid() {
             // Something is being injected already: come back when it has been delivered.
-            let _ = VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary | INTERRUPT_WINDOW_EXITING);
+            let _ =
+                VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary | INTERRUPT_WINDOW_EXITING);
             return;
         }
         let rflags = VmcsGuestNW::Rflags.read(&mut vmcs).unwrap_or(0);
-        let interruptibility =
-            Interruptibility::from_bits_retain(VmcsGuest32::InterruptibilityState.read(&mut vmcs).unwrap_or(0));
+        let interruptibility = Interruptibility::from_bits_retain(
+            VmcsGuest32::InterruptibilityState.read(&mut vmcs).unwrap_or(0),
+        );
         let open = inject::interrupt_window_open(rflags, interruptibility, inject::ActivityState::Active);
         if open {
             let info = InterruptionInfo::new(vector, InterruptionType::ExternalInterrupt, false);
-            if VmcsControl32::EntryInterruptionInfo.write(&mut vmcs, info.raw()).is_ok() {
+            if VmcsControl32::EntryInterruptionInfo
+                .write(&mut vmcs, info.raw())
+                .is_ok()
+            {
                 let _ = self.irqs.pop_front();
                 self.stats.events_injected += 1;
                 let still_waiting = !self.irqs.is_empty();
-                let window = if still_waiting { primary | INTERRUPT_WINDOW_EXITING } else { primary & !INTERRUPT_WINDOW_EXITING };
+                let window = if still_waiting {
+                    primary | INTERRUPT_WINDOW_EXITING
+                } else {
+                    primary & !INTERRUPT_WINDOW_EXITING
+                };
                 let _ = VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, window);
             }
         } else {
-            let _ = VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary | INTERRUPT_WINDOW_EXITING);
+            let _ =
+                VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary | INTERRUPT_WINDOW_EXITING);
         }
     }
 
@@ -695,7 +752,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     }
 
     fn clear_window_request(&mut self, nmi: bool) {
-        let bit = if nmi { NMI_WINDOW_EXITING } else { INTERRUPT_WINDOW_EXITING };
+        let bit = if nmi {
+            NMI_WINDOW_EXITING
+        } else {
+            INTERRUPT_WINDOW_EXITING
+        };
         let mut vmcs = self.cache.mediated(&mut self.kernel);
         if let Ok(primary) = VmcsControl32::PrimaryProcBasedControls.read(&mut vmcs) {
             let _ = VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary & !bit);
@@ -716,9 +777,16 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         }
     }
 
-    fn decode_detail(&mut self, fault: &FaultMessage, reason: u16, string: &mut Option<StringIo>) -> ExitDetail {
+    fn decode_detail(
+        &mut self,
+        fault: &FaultMessage,
+        reason: u16,
+        string: &mut Option<StringIo>,
+    ) -> ExitDetail {
         if fault.exit_reason == ENTRY_FAILED {
-            let error = VmcsReadOnly32::VmInstructionError.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0);
+            let error = VmcsReadOnly32::VmInstructionError
+                .read(&mut self.cache.mediated(&mut self.kernel))
+                .unwrap_or(0);
             return ExitDetail::VmInstructionError { error };
         }
         let regs = *self.cache.registers();
@@ -736,21 +804,33 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         let decoded = match Decoded::decode(exit_reason, qualification, interruption_info, None) {
             Ok(decoded) => decoded,
             Err(e) => {
-                log::warn!("exit reason {reason}: qualification {qualification:#x} does not decode ({e}); forwarded raw");
+                log::warn!(
+                    "exit reason {reason}: qualification {qualification:#x} does not decode ({e}); forwarded raw"
+                );
                 return unknown;
             }
         };
         match decoded {
             Decoded::Exception { info, .. } => {
-                let Some(kind) = EventKind::from_interruption_type(info.kind().bits() as u8) else { return unknown };
+                let Some(kind) = EventKind::from_interruption_type(info.kind().bits() as u8) else {
+                    return unknown;
+                };
                 let error_code = if info.error_code_valid() {
-                    VmcsReadOnly32::ExitInterruptionErrorCode.read(&mut self.cache.mediated(&mut self.kernel)).ok()
+                    VmcsReadOnly32::ExitInterruptionErrorCode
+                        .read(&mut self.cache.mediated(&mut self.kernel))
+                        .ok()
                 } else {
                     None
                 };
-                ExitDetail::Exception { vector: info.vector(), kind, error_code }
+                ExitDetail::Exception {
+                    vector: info.vector(),
+                    kind,
+                    error_code,
+                }
             }
-            Decoded::Io { qualification: io, .. } => {
+            Decoded::Io {
+                qualification: io, ..
+            } => {
                 let size = match io.size.bytes() {
                     1 => AccessSize::Byte,
                     2 => AccessSize::Word,
@@ -761,7 +841,8 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     DecodedIoDirection::Out => IoDirection::Out,
                 };
                 let value = if io.string {
-                    let element = self.start_string_io(io.direction == DecodedIoDirection::In, io.rep, io.size.bytes());
+                    let element =
+                        self.start_string_io(io.direction == DecodedIoDirection::In, io.rep, io.size.bytes());
                     *string = Some(element.0);
                     element.1
                 } else if direction == IoDirection::Out {
@@ -769,26 +850,43 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 } else {
                     None
                 };
-                ExitDetail::Io { port: io.port, size, direction, string: io.string, rep: io.rep, value }
+                ExitDetail::Io {
+                    port: io.port,
+                    size,
+                    direction,
+                    string: io.string,
+                    rep: io.rep,
+                    value,
+                }
             }
             Decoded::CrAccess(cr) => {
                 let access = match cr {
-                    CrAccessQualification::MovToCr { gpr, .. } => CrAccessKind::MovToCr { gpr: wire_gpr(gpr.number()) },
-                    CrAccessQualification::MovFromCr { gpr, .. } => {
-                        CrAccessKind::MovFromCr { gpr: wire_gpr(gpr.number()) }
-                    }
+                    CrAccessQualification::MovToCr { gpr, .. } => CrAccessKind::MovToCr {
+                        gpr: wire_gpr(gpr.number()),
+                    },
+                    CrAccessQualification::MovFromCr { gpr, .. } => CrAccessKind::MovFromCr {
+                        gpr: wire_gpr(gpr.number()),
+                    },
                     CrAccessQualification::Clts => CrAccessKind::Clts,
                     CrAccessQualification::Lmsw { operand, source_data } => CrAccessKind::Lmsw {
                         source_data,
                         memory_operand: operand == vmcs::exit::LmswOperand::Memory,
                     },
                 };
-                ExitDetail::CrAccess { cr: cr.cr().number(), access }
+                ExitDetail::CrAccess {
+                    cr: cr.cr().number(),
+                    access,
+                }
             }
             Decoded::EptViolation(q) => {
-                let gpa = self.cache.cached(vmcs::VmcsReadOnly64::GuestPhysicalAddress.into()).unwrap_or(fault.guest_physical);
+                let gpa = self
+                    .cache
+                    .cached(vmcs::VmcsReadOnly64::GuestPhysicalAddress.into())
+                    .unwrap_or(fault.guest_physical);
                 let gla = if q.linear_address_valid {
-                    VmcsReadOnlyNW::GuestLinearAddress.read(&mut self.cache.mediated(&mut self.kernel)).ok()
+                    VmcsReadOnlyNW::GuestLinearAddress
+                        .read(&mut self.cache.mediated(&mut self.kernel))
+                        .ok()
                 } else {
                     None
                 };
@@ -800,18 +898,31 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     MemoryAccess::Read
                 };
                 let instruction = self.fetch_instruction(fault.rip);
-                ExitDetail::Mmio { gpa, gla, access, qualification, instruction }
+                ExitDetail::Mmio {
+                    gpa,
+                    gla,
+                    access,
+                    qualification,
+                    instruction,
+                }
             }
-            Decoded::EptMisconfiguration => ExitDetail::EptMisconfig { gpa: fault.guest_physical },
+            Decoded::EptMisconfiguration => ExitDetail::EptMisconfig {
+                gpa: fault.guest_physical,
+            },
             Decoded::EntryFailureGuestState(_) => ExitDetail::InvalidGuestState { qualification },
             Decoded::Other { reason: other, .. } => match other {
                 ExitReason::TripleFault => ExitDetail::TripleFault,
                 ExitReason::InterruptWindow => ExitDetail::InterruptWindow,
                 ExitReason::NmiWindow => ExitDetail::NmiWindow,
-                ExitReason::Cpuid => ExitDetail::Cpuid { leaf: regs.rax as u32, subleaf: regs.rcx as u32 },
+                ExitReason::Cpuid => ExitDetail::Cpuid {
+                    leaf: regs.rax as u32,
+                    subleaf: regs.rcx as u32,
+                },
                 ExitReason::Hlt => ExitDetail::Hlt,
                 ExitReason::Vmcall => ExitDetail::Vmcall,
-                ExitReason::Rdmsr => ExitDetail::Rdmsr { index: regs.rcx as u32 },
+                ExitReason::Rdmsr => ExitDetail::Rdmsr {
+                    index: regs.rcx as u32,
+                },
                 ExitReason::Wrmsr => ExitDetail::Wrmsr {
                     index: regs.rcx as u32,
                     value: ((regs.rdx & 0xFFFF_FFFF) << 32) | (regs.rax & 0xFFFF_FFFF),
@@ -827,8 +938,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     /// guest memory cannot supply them.
     fn fetch_instruction(&mut self, rip: u64) -> vmm_protocol::InstructionBytes {
         let mut bytes = vmm_protocol::InstructionBytes::new();
-        let cs_base = VmcsGuestNW::CsBase.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0);
-        let Some(gpa) = self.memory.translate(cs_base.wrapping_add(rip)) else { return bytes };
+        let cs_base = VmcsGuestNW::CsBase
+            .read(&mut self.cache.mediated(&mut self.kernel))
+            .unwrap_or(0);
+        let Some(gpa) = self.memory.translate(cs_base.wrapping_add(rip)) else {
+            return bytes;
+        };
         let mut buf = [0u8; vmm_protocol::MAX_INSTRUCTION_LEN];
         // The instruction may end close to the end of RAM: take the longest readable prefix.
         for len in (1..=buf.len()).rev() {
@@ -847,7 +962,10 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         // (SDM Vol. 3C, Section 28.2.1); the instruction information gives the address size
         // (Section 28.2.5, Table 28-8) on processors that report it (IA32_VMX_BASIC bit 54).
         let linear = VmcsReadOnlyNW::GuestLinearAddress.read(&mut vmcs).ok();
-        let address_mask = match VmcsReadOnly32::ExitInstructionInfo.read(&mut vmcs).map(|i| (i >> 7) & 7) {
+        let address_mask = match VmcsReadOnly32::ExitInstructionInfo
+            .read(&mut vmcs)
+            .map(|i| (i >> 7) & 7)
+        {
             Ok(0) => 0xFFFF,
             Ok(1) => 0xFFFF_FFFF,
             _ => u64::MAX,
@@ -860,7 +978,16 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 value = Some(u32::from_le_bytes(bytes));
             }
         }
-        (StringIo { input, rep, size, gpa, address_mask }, value)
+        (
+            StringIo {
+                input,
+                rep,
+                size,
+                gpa,
+                address_mask,
+            },
+            value,
+        )
     }
 
     /// The guest state groups `groups`, read through the cache. A group the kernel will
@@ -989,7 +1116,8 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             }
         }
         self.deliver_interrupts();
-        if wait && self.irqs.is_empty() {
+        let injecting = InterruptionInfo::from_raw(self.cache.enter_input().entry_interruption_info).valid();
+        if wait && self.irqs.is_empty() && !injecting {
             self.state = RunState::WaitingForInterrupt;
             return Ok(Completed::Waiting);
         }
@@ -1002,7 +1130,8 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             return Err(ErrorReport::new(ErrorCode::SequenceMismatch));
         };
         let record = &pending.record;
-        let mut injecting = InterruptionInfo::from_raw(self.cache.enter_input().entry_interruption_info).valid();
+        let mut injecting =
+            InterruptionInfo::from_raw(self.cache.enter_input().entry_interruption_info).valid();
         for (index, action) in reply.actions.iter().enumerate() {
             let fail = |code| Err(ErrorReport::at(code, index as u16));
             let needs = |right: RequestRights| rights.requests.contains(right);
@@ -1011,17 +1140,31 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     if !needs(RequestRights::ANSWER_EXITS) {
                         return fail(ErrorCode::Forbidden);
                     }
-                    let is_in = matches!(record.detail, ExitDetail::Io { direction: IoDirection::In, .. });
+                    let is_in = matches!(
+                        record.detail,
+                        ExitDetail::Io {
+                            direction: IoDirection::In,
+                            ..
+                        }
+                    );
                     let string_ok = pending.string.is_none_or(|s| s.gpa.is_some());
                     if !is_in || !string_ok {
                         return fail(ErrorCode::InvalidAction);
                     }
                 }
                 Action::CompleteMmioRead { register, .. } => {
-                    if !needs(RequestRights::WRITE_REGISTERS) || (register.number() == 4 && !rights.write.contains(0x681C)) {
+                    if !needs(RequestRights::WRITE_REGISTERS)
+                        || (register.number() == 4 && !rights.write.contains(0x681C))
+                    {
                         return fail(ErrorCode::Forbidden);
                     }
-                    if !matches!(record.detail, ExitDetail::Mmio { access: MemoryAccess::Read, .. }) {
+                    if !matches!(
+                        record.detail,
+                        ExitDetail::Mmio {
+                            access: MemoryAccess::Read,
+                            ..
+                        }
+                    ) {
                         return fail(ErrorCode::InvalidAction);
                     }
                 }
@@ -1046,7 +1189,9 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 }
                 Action::WriteField(item) => match Field::from_any_encoding(item.encoding) {
                     None => return fail(ErrorCode::UnknownField),
-                    Some((field, _)) if field.access() == FieldAccess::ReadOnly => return fail(ErrorCode::ReadOnly),
+                    Some((field, _)) if field.access() == FieldAccess::ReadOnly => {
+                        return fail(ErrorCode::ReadOnly);
+                    }
                     Some(_) if !rights.write.contains(item.encoding) => return fail(ErrorCode::Forbidden),
                     Some(_) => {}
                 },
@@ -1060,7 +1205,9 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     let event = to_event(&event, record.instruction_len);
                     // CR0 only matters for exceptions (error codes); avoid the read otherwise.
                     let cr0 = if event.vector < 32 {
-                        VmcsGuestNW::Cr0.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(1)
+                        VmcsGuestNW::Cr0
+                            .read(&mut self.cache.mediated(&mut self.kernel))
+                            .unwrap_or(1)
                     } else {
                         1
                     };
@@ -1097,7 +1244,9 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         let record = &pending.record;
         match action {
             Action::CompleteIo { value } => {
-                let ExitDetail::Io { size, .. } = record.detail else { return };
+                let ExitDetail::Io { size, .. } = record.detail else {
+                    return;
+                };
                 match pending.string {
                     Some(s) => {
                         if let Some(gpa) = s.gpa {
@@ -1115,7 +1264,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     }
                 }
             }
-            Action::CompleteMmioRead { register, size, value } => {
+            Action::CompleteMmioRead {
+                register,
+                size,
+                value,
+            } => {
                 let register = Register::Gpr(register);
                 let current = self.register_value(register);
                 let merged = match size {
@@ -1128,7 +1281,10 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             Action::AdvanceRip => self.advance_rip(pending),
             Action::SetRegister { register, value } => self.set_register(register, value),
             Action::WriteField(item) => {
-                let _ = self.cache.mediated(&mut self.kernel).write(item.encoding, item.value);
+                let _ = self
+                    .cache
+                    .mediated(&mut self.kernel)
+                    .write(item.encoding, item.value);
             }
             Action::Inject(event) => {
                 let event = to_event(&event, record.instruction_len);
@@ -1144,7 +1300,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 }
             }
             Action::RequestInterruptWindow | Action::RequestNmiWindow => {
-                let bit = if action == Action::RequestNmiWindow { NMI_WINDOW_EXITING } else { INTERRUPT_WINDOW_EXITING };
+                let bit = if action == Action::RequestNmiWindow {
+                    NMI_WINDOW_EXITING
+                } else {
+                    INTERRUPT_WINDOW_EXITING
+                };
                 let mut vmcs = self.cache.mediated(&mut self.kernel);
                 if let Ok(primary) = VmcsControl32::PrimaryProcBasedControls.read(&mut vmcs) {
                     let _ = VmcsControl32::PrimaryProcBasedControls.write(&mut vmcs, primary | bit);
@@ -1161,11 +1321,17 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         let record = &pending.record;
         let mut repeat = false;
         if let Some(s) = pending.string {
-            let rflags = VmcsGuestNW::Rflags.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0);
+            let rflags = VmcsGuestNW::Rflags
+                .read(&mut self.cache.mediated(&mut self.kernel))
+                .unwrap_or(0);
             let step = u64::from(s.size);
             let regs = self.cache.registers_mut();
             let index = if s.input { &mut regs.rdi } else { &mut regs.rsi };
-            let moved = if rflags & RFLAGS_DF != 0 { index.wrapping_sub(step) } else { index.wrapping_add(step) };
+            let moved = if rflags & RFLAGS_DF != 0 {
+                index.wrapping_sub(step)
+            } else {
+                index.wrapping_add(step)
+            };
             *index = (*index & !s.address_mask) | (moved & s.address_mask);
             if s.rep {
                 let count = (regs.rcx & s.address_mask).wrapping_sub(1) & s.address_mask;
@@ -1181,12 +1347,16 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     fn register_value(&mut self, register: Register) -> u64 {
         match register {
-            Register::Gpr(g) if g.number() == 4 => {
-                VmcsGuestNW::Rsp.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0)
-            }
+            Register::Gpr(g) if g.number() == 4 => VmcsGuestNW::Rsp
+                .read(&mut self.cache.mediated(&mut self.kernel))
+                .unwrap_or(0),
             Register::Gpr(g) => self.cache.registers().by_hardware_number(g.number()).unwrap_or(0),
-            Register::Rip => VmcsGuestNW::Rip.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0),
-            Register::Rflags => VmcsGuestNW::Rflags.read(&mut self.cache.mediated(&mut self.kernel)).unwrap_or(0),
+            Register::Rip => VmcsGuestNW::Rip
+                .read(&mut self.cache.mediated(&mut self.kernel))
+                .unwrap_or(0),
+            Register::Rflags => VmcsGuestNW::Rflags
+                .read(&mut self.cache.mediated(&mut self.kernel))
+                .unwrap_or(0),
         }
     }
 

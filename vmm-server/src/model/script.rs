@@ -1,7 +1,9 @@
 //! Scripted guests: what the guest does, one exit per step, and what the VMM must have done
 //! before the guest continues.
 //!
-//! A script is data (serde-readable; the host tool reads JSON). Each [`Step`] describes one
+//! A script is data (serde-readable with the `serde` feature; the host tool reads JSON).
+//! Expectations use serde's external tagging: a unit expectation is its kebab-case name, one
+//! with fields an object with that name as its only key. Each [`Step`] describes one
 //! exit as the processor reports it ([`ExitSpec`]) and the [`Expectation`]s checked at the
 //! next `VMEnter`, i.e. after the VMM handled the exit. Example (JSON):
 //!
@@ -12,7 +14,7 @@
 //!     { "label": "out dx, al ('H')",
 //!       "exit": { "reason": 30, "qualification": 66584576, "instruction_len": 1,
 //!                 "registers": { "rax": 72, "rdx": 1016 } },
-//!       "expect": [ { "kind": "rip-advanced" } ] } ] }
+//!       "expect": [ "rip-advanced", { "register": { "register": "rdx", "value": 1016 } } ] } ] }
 //! ```
 //!
 //! The guest's RIP at each exit is where the VMM last entered it; registers not named by a
@@ -188,10 +190,7 @@ pub struct ExitSpec {
 /// Something the VMM must have done by the time it enters the guest after a step's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)
-)]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case", deny_unknown_fields))]
 pub enum Expectation {
     /// RIP moved past the instruction: exit RIP + instruction length.
     RipAdvanced,
