@@ -14,6 +14,7 @@ extern crate std;
 pub mod bus;
 pub mod decode;
 pub mod irq;
+pub mod platform;
 pub mod policy;
 pub mod ports;
 pub mod server;

@@ -8,12 +8,11 @@
 
 use std::cell::RefCell;
 
-use device_model::bus::{MmioDevice, PortBus};
-use device_model::irq::{InterruptLines, LineTrigger};
-use device_model::policy::{CpuidEntry, MsrEntry};
-use device_model::ports::PostCode;
-use device_model::server::{DebugExitPort, DeviceModel, DeviceModelConfig, StopRequest};
-use device_model::uart::{SerialOut, Uart16550};
+pub use device_model::platform::{
+    self, CPUID_0, DEBUG_EXIT_PORT, MMIO_BASE, StandardDevices, UART_LINE, UART_PORT,
+};
+use device_model::server::{DeviceModel, DeviceModelConfig};
+use device_model::uart::SerialOut;
 use vmcs::caps::profiles::bochs_corei7_skylake_x;
 use vmm_protocol::{
     ControlId, ExitRecord, ExitReply, FieldValue, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Request, Response,
@@ -34,21 +33,11 @@ pub const MONITOR: u64 = 3;
 pub const RAM_SIZE: usize = 0x1_0000;
 /// Where scripted guests start.
 pub const START_RIP: u64 = 0x1000;
-/// Base of the test MMIO device (4 registers of 4 bytes).
-pub const MMIO_BASE: u64 = 0xFEC0_0000;
-/// The debug-exit port.
-pub const DEBUG_EXIT_PORT: u16 = 0xF4;
-/// The UART's base port and interrupt line.
-pub const UART_PORT: u16 = 0x3F8;
-/// UART interrupt line (vector 0x24 with the default base).
-pub const UART_LINE: u8 = 4;
 
-/// Standard CPUID leaf 0 of the device model: "GenuineIntel", max leaf 1.
-pub const CPUID_0: [u32; 4] = [1, 0x756E_6547, 0x6C65_746E, 0x4965_6E69];
 /// An MSR the guest may read and write (IA32_TSC_AUX).
-pub const MSR_TSC_AUX: u32 = 0xC000_0103;
+pub const MSR_TSC_AUX: u32 = platform::MSR_TSC_AUX.0;
 /// An MSR the guest may only read (IA32_APIC_BASE).
-pub const MSR_APIC_BASE: u32 = 0x1B;
+pub const MSR_APIC_BASE: u32 = platform::MSR_APIC_BASE.0;
 
 /// UART output collected in memory.
 #[derive(Debug, Default)]
@@ -61,31 +50,6 @@ pub struct OutputSink<'a>(pub &'a Output);
 impl SerialOut for OutputSink<'_> {
     fn put(&mut self, byte: u8) {
         self.0.0.borrow_mut().push(byte);
-    }
-}
-
-/// Four 32-bit registers; register 3 counts accesses.
-#[derive(Debug, Default)]
-pub struct TestRegisters {
-    /// The registers.
-    pub values: [u32; 4],
-}
-
-impl MmioDevice for TestRegisters {
-    fn read(&mut self, offset: u64, _size: u8) -> u64 {
-        self.values[3] = self.values[3].wrapping_add(1);
-        self.values
-            .get((offset / 4) as usize)
-            .copied()
-            .unwrap_or(0)
-            .into()
-    }
-
-    fn write(&mut self, offset: u64, _size: u8, value: u64) {
-        self.values[3] = self.values[3].wrapping_add(1);
-        if let Some(slot) = self.values.get_mut((offset / 4) as usize) {
-            *slot = value as u32;
-        }
     }
 }
 
@@ -188,21 +152,14 @@ pub struct System<'a, 's> {
 
 /// What the devices of a [`System`] are made of; create one, then call [`Devices::system`].
 pub struct Devices<'a> {
-    lines: &'a InterruptLines,
-    stop: &'a StopRequest,
-    uart: Uart16550<OutputSink<'a>, LineTrigger<'a>>,
-    debug_exit: DebugExitPort<'a>,
-    post: PostCode,
-    registers: TestRegisters,
+    standard: StandardDevices<'a, OutputSink<'a>>,
 }
 
 /// Shared state the devices point at.
 #[derive(Debug, Default)]
 pub struct Wiring {
-    /// Interrupt lines.
-    pub lines: InterruptLines,
-    /// The debug-exit request.
-    pub stop: StopRequest,
+    /// Interrupt lines and the stop request.
+    pub platform: platform::Wiring,
     /// UART output.
     pub output: Output,
 }
@@ -211,12 +168,7 @@ impl<'a> Devices<'a> {
     /// The standard devices on `wiring`.
     pub fn new(wiring: &'a Wiring) -> Self {
         Self {
-            lines: &wiring.lines,
-            stop: &wiring.stop,
-            uart: Uart16550::new(OutputSink(&wiring.output), wiring.lines.line(UART_LINE)),
-            debug_exit: DebugExitPort::new(&wiring.stop),
-            post: PostCode::new(),
-            registers: TestRegisters::default(),
+            standard: StandardDevices::new(&wiring.platform, OutputSink(&wiring.output)),
         }
     }
 
@@ -249,41 +201,10 @@ impl<'a> Devices<'a> {
             start_running: false,
         };
         let server = VmmServer::new(model, ram, policy, config);
-        let mut device_model = DeviceModel::new(self.lines, self.stop, DeviceModelConfig::default());
-        let ports: &mut PortBus<'a, 16> = &mut device_model.ports;
-        ports.insert(UART_PORT, 8, &mut self.uart).expect("free");
-        ports
-            .insert(DEBUG_EXIT_PORT, 1, &mut self.debug_exit)
-            .expect("free");
-        ports.insert(0x80, 1, &mut self.post).expect("free");
-        device_model
-            .mmio
-            .insert(MMIO_BASE, 16, &mut self.registers)
-            .expect("free");
-        device_model
-            .cpuid
-            .insert(CpuidEntry {
-                leaf: 0,
-                subleaf: None,
-                result: CPUID_0,
-            })
-            .expect("room");
-        device_model
-            .msrs
-            .insert(MsrEntry {
-                index: MSR_TSC_AUX,
-                value: 7,
-                writable: true,
-            })
-            .expect("room");
-        device_model
-            .msrs
-            .insert(MsrEntry {
-                index: MSR_APIC_BASE,
-                value: 0xFEE0_0900,
-                writable: false,
-            })
-            .expect("room");
+        let device_model = self
+            .standard
+            .device_model(&wiring.platform, DeviceModelConfig::default())
+            .expect("standard platform");
         System {
             server,
             device_model,
