@@ -1382,8 +1382,6 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     /// The link failed (the pending record is kept and can be re-sent after a restart), or
     /// the kernel refused.
     pub fn run<L: ExitLink>(&mut self, link: &mut L, max_exits: u64) -> Result<RunOutcome, RunError> {
-        let mut record_buf = [0u8; MAX_MESSAGE_SIZE];
-        let mut reply_buf = [0u8; MAX_MESSAGE_SIZE];
         let mut handled = 0;
         let mut rejected_in_a_row = 0;
         loop {
@@ -1402,14 +1400,17 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     Entered::Notification(badge) => return Ok(RunOutcome::Notification(badge)),
                 }
             }
-            let record = match self.encode_pending(&mut record_buf) {
-                Ok(bytes) => &*bytes,
-                Err(_) => return Err(RunError::Encode),
-            };
-            let len = link.call(record, &mut reply_buf).map_err(RunError::Link)?;
-            let reply = reply_buf.get(..len).unwrap_or(&[]);
+            let Some(pending) = &self.pending else { continue };
+            let answer = link.exchange(&pending.record).map_err(RunError::Link)?;
             // A rejected reply leaves the record pending: send it again, now marked.
-            match self.complete_bytes(reply) {
+            let completed = match answer {
+                Ok(reply) => self.complete(&reply),
+                Err(_) => {
+                    self.stats.malformed += 1;
+                    Err(self.reject(ErrorReport::new(ErrorCode::Malformed)))
+                }
+            };
+            match completed {
                 Ok(_) => rejected_in_a_row = 0,
                 Err(report) => {
                     rejected_in_a_row += 1;
@@ -1460,6 +1461,30 @@ pub trait ExitLink {
     /// # Errors
     /// The device model is gone or did not answer.
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError>;
+
+    /// One round trip with typed messages: encodes `record`, [`ExitLink::call`]s, decodes the
+    /// reply (the inner `Err` is a reply that did not decode). A link may override it, e.g. to
+    /// count messages and bytes.
+    ///
+    /// # Errors
+    /// As [`ExitLink::call`].
+    fn exchange(&mut self, record: &ExitRecord) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
+        let mut record_buf = [0u8; MAX_MESSAGE_SIZE];
+        let mut reply_buf = [0u8; MAX_MESSAGE_SIZE];
+        // Records always fit (the protocol's size limit); a failure would be a bug there.
+        let bytes = record.encode(&mut record_buf).map_err(|_| LinkError::Closed)?;
+        let len = self.call(bytes, &mut reply_buf)?;
+        Ok(ExitReply::decode(reply_buf.get(..len).unwrap_or(&[])))
+    }
+}
+
+impl<L: ExitLink + ?Sized> ExitLink for &mut L {
+    fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
+        (**self).call(record, reply)
+    }
+    fn exchange(&mut self, record: &ExitRecord) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
+        (**self).exchange(record)
+    }
 }
 
 /// Why an exit record could not be delivered.
@@ -1491,8 +1516,6 @@ pub enum RunOutcome {
 pub enum RunError {
     /// Entering failed.
     Server(ServerError),
-    /// The record could not be encoded (cannot happen with the protocol's size limits).
-    Encode,
     /// The device model could not be reached; the record stays pending.
     Link(LinkError),
     /// The device model's replies keep being rejected; the record stays pending.
