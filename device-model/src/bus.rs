@@ -6,19 +6,49 @@
 use core::fmt;
 
 /// A device on the I/O-port bus.
+///
+/// Devices are deterministic state machines; [`PortDevice::save`] / [`PortDevice::load`]
+/// capture that state so a device model can be recreated exactly (after its process died).
 pub trait PortDevice {
     /// An IN of `size` bytes (1, 2 or 4) at `offset` from the device's base port.
     fn read(&mut self, offset: u16, size: u8) -> u32;
     /// An OUT of `size` bytes at `offset`; `value` holds the low `size` bytes.
     fn write(&mut self, offset: u16, size: u8, value: u32);
+    /// Writes the device's state into `out`; returns its length, `None` if it does not fit.
+    /// Stateless devices keep the default (no state).
+    fn save(&self, _out: &mut [u8]) -> Option<usize> {
+        Some(0)
+    }
+    /// Takes on a state written by [`PortDevice::save`]; `false` if it is not one.
+    fn load(&mut self, state: &[u8]) -> bool {
+        state.is_empty()
+    }
 }
 
-/// A device on the MMIO bus.
+/// A device on the MMIO bus (see [`PortDevice`] for state).
 pub trait MmioDevice {
     /// A read of `size` bytes (1, 2, 4 or 8) at `offset` from the device's base address.
     fn read(&mut self, offset: u64, size: u8) -> u64;
     /// A write of `size` bytes at `offset`.
     fn write(&mut self, offset: u64, size: u8, value: u64);
+    /// Writes the device's state into `out`; returns its length, `None` if it does not fit.
+    fn save(&self, _out: &mut [u8]) -> Option<usize> {
+        Some(0)
+    }
+    /// Takes on a state written by [`MmioDevice::save`]; `false` if it is not one.
+    fn load(&mut self, state: &[u8]) -> bool {
+        state.is_empty()
+    }
+}
+
+/// Encodes a device's state (postcard) for [`PortDevice::save`].
+pub fn save_state<T: serde::Serialize>(state: &T, out: &mut [u8]) -> Option<usize> {
+    postcard::to_slice(state, out).ok().map(|b| b.len())
+}
+
+/// Decodes a device's state for [`PortDevice::load`].
+pub fn load_state<T: serde::de::DeserializeOwned>(state: &[u8]) -> Option<T> {
+    postcard::from_bytes(state).ok()
 }
 
 /// Why a range could not be added.
@@ -95,6 +125,14 @@ impl<R, const N: usize> Ranges<R, N> {
             .map_err(|_| BusError::Full)
     }
 
+    fn iter(&self) -> impl Iterator<Item = (u64, &R)> {
+        self.entries.iter().map(|(base, _, device)| (*base, device))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut R)> {
+        self.entries.iter_mut().map(|(base, _, device)| (*base, device))
+    }
+
     fn find(&mut self, address: u64) -> Option<(u64, &mut R)> {
         let at = self.entries.partition_point(|(b, _, _)| *b <= address);
         let (base, len, device) = self.entries.get_mut(at.checked_sub(1)?)?;
@@ -145,6 +183,16 @@ impl<'d, const N: usize> PortBus<'d, N> {
         self.ranges.insert(base.into(), len.into(), device)
     }
 
+    /// Every device with its base port, in port order.
+    pub fn devices(&self) -> impl Iterator<Item = (u16, &(dyn PortDevice + 'd))> {
+        self.ranges.iter().map(|(base, d)| (base as u16, &**d))
+    }
+
+    /// Every device, mutable, in port order.
+    pub fn devices_mut(&mut self) -> impl Iterator<Item = (u16, &mut (dyn PortDevice + 'd))> {
+        self.ranges.iter_mut().map(|(base, d)| (base as u16, &mut **d))
+    }
+
     /// The device serving `port` and the offset within its range.
     pub fn find(&mut self, port: u16) -> Option<(u16, &mut (dyn PortDevice + 'd))> {
         self.ranges
@@ -188,6 +236,16 @@ impl<'d, const N: usize> MmioBus<'d, N> {
     /// Empty or wrapping range, overlap, or a full bus.
     pub fn insert(&mut self, base: u64, len: u64, device: &'d mut dyn MmioDevice) -> Result<(), BusError> {
         self.ranges.insert(base, len, device)
+    }
+
+    /// Every device with its base address, in address order.
+    pub fn devices(&self) -> impl Iterator<Item = (u64, &(dyn MmioDevice + 'd))> {
+        self.ranges.iter().map(|(base, d)| (base, &**d))
+    }
+
+    /// Every device, mutable, in address order.
+    pub fn devices_mut(&mut self) -> impl Iterator<Item = (u64, &mut (dyn MmioDevice + 'd))> {
+        self.ranges.iter_mut().map(|(base, d)| (base, &mut **d))
     }
 
     /// The device serving `address` and the offset within its range.

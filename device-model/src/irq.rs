@@ -46,6 +46,16 @@ impl InterruptLines {
         Some(line)
     }
 
+    /// The pending lines as a bit mask (bit n = line n), for snapshots.
+    pub fn pending_mask(&self) -> u16 {
+        self.pending.get()
+    }
+
+    /// Sets the pending lines (restoring a snapshot).
+    pub fn set_pending_mask(&self, mask: u16) {
+        self.pending.set(mask);
+    }
+
     /// Whether any line is pending.
     pub fn any_pending(&self) -> bool {
         self.pending.get() != 0

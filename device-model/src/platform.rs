@@ -42,6 +42,14 @@ pub struct TestRegisters {
 }
 
 impl MmioDevice for TestRegisters {
+    fn save(&self, out: &mut [u8]) -> Option<usize> {
+        crate::bus::save_state(&self.values, out)
+    }
+
+    fn load(&mut self, state: &[u8]) -> bool {
+        crate::bus::load_state(state).map(|v| self.values = v).is_some()
+    }
+
     fn read(&mut self, offset: u64, _size: u8) -> u64 {
         self.values[3] = self.values[3].wrapping_add(1);
         self.values

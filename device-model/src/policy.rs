@@ -89,6 +89,18 @@ impl<const N: usize> MsrPolicy<N> {
         self.entries.push(entry)
     }
 
+    /// The MSRs' current values, in table order (for snapshots).
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().map(|e| e.value)
+    }
+
+    /// Sets the MSRs' values in table order (restoring a snapshot); extra values are ignored.
+    pub fn set_values(&mut self, values: &[u64]) {
+        for (entry, &value) in self.entries.iter_mut().zip(values) {
+            entry.value = value;
+        }
+    }
+
     /// RDMSR of `index`.
     pub fn read(&self, index: u32) -> MsrOutcome {
         self.entries

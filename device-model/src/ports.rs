@@ -58,6 +58,12 @@ impl PostCode {
     pub fn writes(&self) -> u64 {
         self.writes
     }
+
+    /// Takes on a recorded state (last code, write count).
+    pub fn restore(&mut self, last: Option<u8>, writes: u64) {
+        self.last = last;
+        self.writes = writes;
+    }
 }
 
 impl PortDevice for PostCode {
@@ -68,6 +74,14 @@ impl PortDevice for PostCode {
     fn write(&mut self, _offset: u16, _size: u8, value: u32) {
         self.last = Some(value as u8);
         self.writes += 1;
+    }
+
+    fn save(&self, out: &mut [u8]) -> Option<usize> {
+        crate::bus::save_state(&(self.last, self.writes), out)
+    }
+
+    fn load(&mut self, state: &[u8]) -> bool {
+        crate::bus::load_state(state).map(|(last, writes)| self.restore(last, writes)).is_some()
     }
 }
 

@@ -112,6 +112,36 @@ pub struct DeviceStats {
     pub interrupts: u64,
 }
 
+/// Largest state of one device.
+pub const MAX_DEVICE_STATE: usize = 96;
+
+/// One device's saved state.
+pub type DeviceState = heapless::Vec<u8, MAX_DEVICE_STATE>;
+
+/// Everything a device model must carry over to be recreated exactly: each device's state by
+/// base address, the MSR values and the pending interrupt lines. CPUID tables and the bus
+/// layout are configuration, rebuilt the same way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceModelState {
+    /// Port devices: base port, state.
+    pub ports: heapless::Vec<(u16, DeviceState), 16>,
+    /// MMIO devices: base address, state.
+    pub mmio: heapless::Vec<(u64, DeviceState), 8>,
+    /// MSR values, in table order.
+    pub msrs: heapless::Vec<u64, 16>,
+    /// Pending interrupt lines.
+    pub lines: u16,
+}
+
+/// Why a state could not be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// A device in the state is not on this model's bus at that address.
+    NoDevice(u64),
+    /// A device refused its state.
+    BadState(u64),
+}
+
 /// Configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct DeviceModelConfig {
@@ -193,6 +223,46 @@ impl<'d> DeviceModel<'d> {
     /// Counters.
     pub fn stats(&self) -> &DeviceStats {
         &self.stats
+    }
+
+    /// The devices' state; `None` if a device's state is larger than [`MAX_DEVICE_STATE`].
+    pub fn snapshot(&self) -> Option<DeviceModelState> {
+        let mut state = DeviceModelState { lines: self.lines.pending_mask(), ..DeviceModelState::default() };
+        let mut buf = [0u8; MAX_DEVICE_STATE];
+        for (base, device) in self.ports.devices() {
+            let len = device.save(&mut buf)?;
+            state.ports.push((base, DeviceState::from_slice(&buf[..len]).ok()?)).ok()?;
+        }
+        for (base, device) in self.mmio.devices() {
+            let len = device.save(&mut buf)?;
+            state.mmio.push((base, DeviceState::from_slice(&buf[..len]).ok()?)).ok()?;
+        }
+        for value in self.msrs.values() {
+            state.msrs.push(value).ok()?;
+        }
+        Some(state)
+    }
+
+    /// Takes on a state from [`DeviceModel::snapshot`] of a device model built the same way.
+    ///
+    /// # Errors
+    /// A device missing at a saved address, or refusing its state.
+    pub fn restore(&mut self, state: &DeviceModelState) -> Result<(), RestoreError> {
+        for (base, saved) in &state.ports {
+            let (_, device) = self.ports.find(*base).ok_or(RestoreError::NoDevice((*base).into()))?;
+            if !device.load(saved) {
+                return Err(RestoreError::BadState((*base).into()));
+            }
+        }
+        for (base, saved) in &state.mmio {
+            let (_, device) = self.mmio.find(*base).ok_or(RestoreError::NoDevice(*base))?;
+            if !device.load(saved) {
+                return Err(RestoreError::BadState(*base));
+            }
+        }
+        self.msrs.set_values(&state.msrs);
+        self.lines.set_pending_mask(state.lines);
+        Ok(())
     }
 
     /// Decodes a record, answers it, encodes the reply into `out`.

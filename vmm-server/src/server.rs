@@ -1386,14 +1386,14 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         let mut rejected_in_a_row = 0;
         loop {
             if self.pending.is_none() {
-                if handled >= max_exits {
-                    return Ok(RunOutcome::ExitLimit);
-                }
                 match self.state {
                     RunState::Running => {}
                     RunState::Stopped(status) => return Ok(RunOutcome::Stopped(status)),
                     RunState::WaitingForInterrupt => return Ok(RunOutcome::Waiting),
                     RunState::Paused => return Ok(RunOutcome::Paused),
+                }
+                if handled >= max_exits {
+                    return Ok(RunOutcome::ExitLimit);
                 }
                 match self.enter().map_err(RunError::Server)? {
                     Entered::Exit => handled += 1,

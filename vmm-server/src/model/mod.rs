@@ -335,6 +335,7 @@ impl<'s> ModelVcpu<'s> {
             });
         };
         let exit = step.exit;
+        let rip = exit.rip.unwrap_or(input.rip);
         exit.registers.apply(&mut self.registers);
         if let Some(rflags) = exit.rflags {
             self.vmcs.set(VmcsGuestNW::Rflags, rflags);
@@ -382,8 +383,8 @@ impl<'s> ModelVcpu<'s> {
             self.vmcs
                 .set(VmcsReadOnly64::GuestPhysicalAddress, exit.guest_physical);
         }
-        self.vmcs.set(VmcsGuestNW::Rip, input.rip);
-        self.handling = Some((index, input.rip));
+        self.vmcs.set(VmcsGuestNW::Rip, rip);
+        self.handling = Some((index, rip));
         self.next = index + 1;
         if exit.reason == ENTRY_FAILED {
             self.vmcs.set(
@@ -392,7 +393,7 @@ impl<'s> ModelVcpu<'s> {
             );
         }
         EnterOutcome::Exit(FaultMessage {
-            rip: input.rip,
+            rip,
             primary_controls: primary,
             entry_interruption_info: delivered_info,
             exit_reason: if exit.reason == ENTRY_FAILED {

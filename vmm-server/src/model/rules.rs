@@ -7,11 +7,13 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum KernelRules {
-    /// seL4 5.0.0: no entry controls (read or write), no entry exception error code, no
+    /// seL4 5.0.0 (`"sel4-v5"` in scripts): no entry controls (read or write), no entry exception error code, no
     /// secondary-controls reads; CR0.PE and CR0.PG always forced; no 64-bit guests.
+    #[cfg_attr(feature = "serde", serde(rename = "sel4-v5"))]
     Sel4V5,
-    /// seL4 after 16.0.0: entry controls and the entry error code accessible; PE/PG optional
+    /// seL4 after 16.0.0 (`"modern"` in scripts): entry controls and the entry error code accessible; PE/PG optional
     /// with unrestricted guest; R8–R15 in the register set.
+    #[cfg_attr(feature = "serde", serde(rename = "modern"))]
     Modern,
 }
 

@@ -157,6 +157,9 @@ impl RegisterValues {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct ExitSpec {
+    /// Where the exit happens, if not where the VMM last entered the guest (the guest
+    /// branched since: e.g. the first step of a loop's next iteration).
+    pub rip: Option<u64>,
     /// Basic exit reason (SDM Vol. 3D, Appendix C), or 0xFFFFFFFF for a failed VM entry.
     pub reason: u32,
     /// Exit qualification.

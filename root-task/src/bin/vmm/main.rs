@@ -6,6 +6,7 @@ mod decode;
 mod fields;
 mod inject;
 mod number;
+mod run;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,25 @@ enum Command {
     Controls(controls::Args),
     /// Build the VM-entry fields that inject an event (SDM Vol. 3C, Section 27.6).
     Inject(inject::Args),
+    /// Run a scripted guest: VMM server and device model over a transport.
+    Run(run::Args),
+    /// The VMM server component (started by `vmm run --transport processes`).
+    #[command(name = "__vmm-server", hide = true)]
+    VmmServerRole,
+    /// The device-model component (started by `vmm run --transport processes`).
+    #[command(name = "__device-model", hide = true)]
+    DeviceModelRole,
+}
+
+/// A component's exit: errors go to the log; the composer judges by what it sees.
+fn component(result: Result<(), root_task::host::HostError>) -> Result<String, Refusal> {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            log::error!("{e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 /// A request the tool refuses: printed on one line, exit status 2.
@@ -41,8 +61,12 @@ impl<E: std::fmt::Display> From<E> for Refusal {
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::VmmServerRole => component(root_task::host::transport::process::serve_vmm()),
+        Command::DeviceModelRole => component(root_task::host::transport::process::serve_device_model()),
+        Command::Run(args) => run::run(&args),
         Command::Fields(args) => fields::run(&args),
         Command::Controls(args) => controls::run(&args),
         Command::Decode(args) => decode::run(&args),

@@ -1,0 +1,57 @@
+//! Everything in one thread: the VMM server calls the device model.
+
+use vmm_protocol::MAX_MESSAGE_SIZE;
+use vmm_server::server::{ExitLink, LinkError};
+
+use super::{Counted, RunOptions, drive, finish_report, local_request};
+use crate::host::HostError;
+use crate::host::console::Console;
+use crate::host::dm_side::{DmHost, with_device_model};
+use crate::host::report::RunReport;
+use crate::host::vmm_side::{boot, build_server};
+
+/// A link that is a function call into the device model.
+pub struct DirectLink<'x, 'a> {
+    /// The device model.
+    pub dm: &'x mut DmHost<'a>,
+    /// Where its UART output goes.
+    pub console: &'x mut Console,
+}
+
+impl std::fmt::Debug for DirectLink<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectLink").finish_non_exhaustive()
+    }
+}
+
+impl ExitLink for DirectLink<'_, '_> {
+    fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
+        let mut out = [0u8; MAX_MESSAGE_SIZE];
+        let answer = self.dm.answer(record, &mut out).map_err(|_| LinkError::Closed)?;
+        self.console.accept(answer.seq, &answer.output);
+        let dest = reply.get_mut(..answer.reply.len()).ok_or(LinkError::Closed)?;
+        dest.copy_from_slice(answer.reply);
+        Ok(answer.reply.len())
+    }
+}
+
+/// Runs in process.
+///
+/// # Errors
+/// See [`super::run`].
+pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
+    let mut server = build_server(&options.script)?;
+    let mut report = RunReport { steps_total: options.script.steps.len(), ..RunReport::default() };
+    boot(&options.script, |request| local_request(&mut server, &mut report, &request))?;
+    let mut console = Console::new(options.echo);
+    with_device_model(|dm| {
+        let mut link = Counted::new(DirectLink { dm, console: &mut console });
+        let result = drive(&mut server, &mut link, &mut report);
+        report.exit_records = link.records;
+        report.exit_replies = link.replies;
+        result
+    })?;
+    report.uart = console.text();
+    finish_report(&server, &mut report);
+    Ok(report)
+}

@@ -1,0 +1,551 @@
+//! Two child processes wired like seL4 components.
+//!
+//! The composer (this process) plays the root task: it creates the channels (Unix-domain
+//! `SOCK_SEQPACKET` socket pairs: one message per packet, ordered, reliable), starts each
+//! component with exactly the descriptors it needs, and supervises them.
+//!
+//! | process | fd 3 | fd 4 |
+//! |---|---|---|
+//! | VMM server (`vmm __vmm-server`) | exit link to the device model | control link to the composer |
+//! | device model (`vmm __device-model`) | exit link to the VMM server | console to the composer |
+//!
+//! Every other descriptor is close-on-exec; standard input is `/dev/null`. The device model
+//! holds no VCPU and no control link; the VMM server holds no console.
+//!
+//! Control packets start with a tag byte ([`tag`]). Console packets carry, for an exit that
+//! produced UART output or changed device state: its sequence number (8 bytes, little-endian),
+//! the length of the state (2 bytes) and the state (postcard of the device model's
+//! `DeviceModelState`, empty if unchanged), then the UART bytes. The composer sends a new
+//! device model one packet on the console first: the state to start from (empty: reset).
+//!
+//! When the device model dies, the VMM server keeps the exit it was handling pending, tells
+//! the composer, and waits; the composer starts a new device model and passes the server its
+//! end of a new exit link (`SCM_RIGHTS`: a capability handed over); the server sends the
+//! pending record again. The new device model starts from the devices' state as it was before
+//! that record (devices are deterministic), and UART output stays exactly-once (see
+//! [`crate::host::console`]).
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
+use serde::{Deserialize, Serialize};
+use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};
+use vmm_server::server::{ExitLink, LinkError, RunError, RunOutcome, RunState};
+
+use super::{Counted, RunOptions, finish_report};
+use crate::host::HostError;
+use crate::host::badge::CONTROLLER;
+use crate::host::console::Console;
+use crate::host::dm_side::with_device_model;
+use crate::host::report::{RunReport, Traffic};
+use crate::host::script::ScriptFile;
+use crate::host::vmm_side::{boot, build_server};
+
+/// The first byte of a control packet.
+pub mod tag {
+    /// Composer → server: the script, as JSON.
+    pub const SCRIPT: u8 = 1;
+    /// Composer → server: a protocol request (postcard).
+    pub const REQUEST: u8 = 2;
+    /// Server → composer: the response to a request.
+    pub const RESPONSE: u8 = 3;
+    /// Server → composer: an [`Event`](super::Event), as JSON.
+    pub const EVENT: u8 = 4;
+    /// Composer → server: a new exit link to a new device model, in `SCM_RIGHTS`.
+    pub const NEW_DEVICE_MODEL: u8 = 5;
+    /// Composer → server: stop after this many exits (u64, little-endian) and report
+    /// [`Event::Progress`](super::Event::Progress); the run goes on at [`CONTINUE`].
+    pub const PAUSE_AT: u8 = 6;
+    /// Composer → server: go on after [`Event::Progress`](super::Event::Progress).
+    pub const CONTINUE: u8 = 7;
+}
+
+/// The hidden subcommand that runs the VMM server.
+pub const SERVER_ROLE: &str = "__vmm-server";
+/// The hidden subcommand that runs the device model.
+pub const DEVICE_MODEL_ROLE: &str = "__device-model";
+/// The descriptor a component finds its exit link at.
+pub const EXIT_FD: RawFd = 3;
+/// The descriptor of the second link (control for the server, console for the device model).
+pub const SECOND_FD: RawFd = 4;
+
+/// How long the server waits for a reply before it considers the device model gone.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Exits between two looks at the control link while the guest runs.
+const EXITS_PER_CONTROL_CHECK: u64 = 256;
+
+/// What the server tells the composer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Event {
+    /// `exits` exits have been handled; the server waits for [`tag::CONTINUE`].
+    Progress {
+        /// Exits handled.
+        exits: u64,
+    },
+    /// The device model is gone; exit `pending` waits for an answer.
+    DeviceModelGone {
+        /// The pending record's sequence number.
+        pending: Option<u64>,
+    },
+    /// The run is over.
+    Finished {
+        /// The server's part of the report.
+        report: Box<RunReport>,
+    },
+}
+
+fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Starts `role` with `fds` at descriptors 3, 4, ...
+fn spawn(role: &str, fds: &[&OwnedFd]) -> io::Result<Child> {
+    // Move the sources above the targets first, so that placing one cannot clobber another.
+    let mut high = Vec::new();
+    for fd in fds {
+        let raw = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
+        // SAFETY: `raw` was just returned by F_DUPFD_CLOEXEC and is owned by nobody else.
+        high.push(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+    let pairs: Vec<(RawFd, RawFd)> = high.iter().enumerate().map(|(i, fd)| (fd.as_raw_fd(), EXIT_FD + i as RawFd)).collect();
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg(role).stdin(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec and calls only dup2, which is
+    // async-signal-safe; it allocates nothing (the vector was built before the fork). dup2 also
+    // clears close-on-exec on the target, so exactly these descriptors survive the exec.
+    unsafe {
+        command.pre_exec(move || {
+            for &(source, target) in &pairs {
+                if libc::dup2(source, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn();
+    drop(high);
+    child
+}
+
+/// Takes the descriptor the composer placed at `fd`.
+///
+/// # Safety
+/// Call once per descriptor, in a process started by [`spawn`], which placed it there.
+unsafe fn inherited(fd: RawFd) -> UnixStream {
+    // SAFETY: by the caller's contract the descriptor is open and owned by nobody else.
+    UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn send_packet(socket: &mut UnixStream, tag: u8, body: &[u8]) -> io::Result<()> {
+    let mut packet = Vec::with_capacity(body.len() + 1);
+    packet.push(tag);
+    packet.extend_from_slice(body);
+    // One write is one packet on SOCK_SEQPACKET.
+    let written = socket.write(&packet)?;
+    if written != packet.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short packet"));
+    }
+    Ok(())
+}
+
+/// Reads one packet; `Ok(None)` at end of stream.
+fn recv_packet(socket: &mut UnixStream, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    buf.resize(1 << 20, 0);
+    let n = socket.read(buf)?;
+    Ok((n > 0).then_some(n))
+}
+
+/// A console packet, parsed.
+struct Chunk<'b> {
+    seq: u64,
+    state: &'b [u8],
+    output: &'b [u8],
+}
+
+fn parse_chunk(packet: &[u8]) -> Option<Chunk<'_>> {
+    let seq = u64::from_le_bytes(packet.get(..8)?.try_into().ok()?);
+    let len = usize::from(u16::from_le_bytes(packet.get(8..10)?.try_into().ok()?));
+    let state = packet.get(10..10 + len)?;
+    let output = packet.get(10 + len..)?;
+    Some(Chunk { seq, state, output })
+}
+
+/// Device states by the exit after which they held, newest last.
+#[derive(Debug, Default)]
+struct StateLog {
+    states: Vec<(u64, Vec<u8>)>,
+}
+
+impl StateLog {
+    fn record(&mut self, seq: u64, state: &[u8]) {
+        if !state.is_empty() {
+            self.states.push((seq, state.to_vec()));
+            // Only the newest states can be needed: a restart resumes at the pending exit.
+            if self.states.len() > 8 {
+                self.states.remove(0);
+            }
+        }
+    }
+
+    /// The state before exit `pending` (after the newest exit before it).
+    fn before(&self, pending: Option<u64>) -> &[u8] {
+        let limit = pending.unwrap_or(u64::MAX);
+        self.states.iter().rev().find(|(seq, _)| *seq < limit).map_or(&[], |(_, s)| s)
+    }
+}
+
+// ----- the composer -----
+
+/// Runs the two components as processes.
+///
+/// # Errors
+/// See [`super::run`].
+pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
+    let (server_exit, dm_exit) = packet_pair()?;
+    let (server_control, composer_control) = packet_pair()?;
+    let (dm_console, composer_console) = packet_pair()?;
+    let mut server = spawn(SERVER_ROLE, &[&server_exit, &server_control])?;
+    let mut device_model = spawn(DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+    drop((server_exit, server_control, dm_exit, dm_console));
+    let mut control = UnixStream::from(composer_control);
+    let mut first_console = UnixStream::from(composer_console);
+    // The first device model starts from reset.
+    send_packet(&mut first_console, 0, &[])?;
+    let mut consoles = vec![first_console];
+    let result = supervise(options, &mut control, &mut consoles, &mut device_model);
+    // Closing the control link ends the server; the exit link's end ends the device model.
+    drop(control);
+    let _ = device_model.kill();
+    let _ = device_model.wait();
+    let _ = server.wait();
+    result
+}
+
+fn supervise(
+    options: &RunOptions,
+    control: &mut UnixStream,
+    consoles: &mut Vec<UnixStream>,
+    device_model: &mut Child,
+) -> Result<RunReport, HostError> {
+    let script = serde_json::to_vec(&options.script).map_err(|e| HostError::Component(e.to_string()))?;
+    send_packet(control, tag::SCRIPT, &script)?;
+    if let Some(after) = options.kill_device_model_after {
+        send_packet(control, tag::PAUSE_AT, &after.to_le_bytes())?;
+    }
+    let mut requests = Traffic::default();
+    let mut responses = Traffic::default();
+    let mut buf = Vec::new();
+    boot(&options.script, |request: Request| {
+        let mut bytes = [0u8; MAX_MESSAGE_SIZE];
+        let bytes = request.encode(&mut bytes).map_err(|e| HostError::Component(e.to_string()))?;
+        requests.count(bytes.len());
+        send_packet(control, tag::REQUEST, bytes)?;
+        loop {
+            let n = recv_packet(control, &mut buf)?.ok_or_else(|| HostError::Component("the server is gone".into()))?;
+            if buf[0] == tag::RESPONSE {
+                responses.count(n - 1);
+                return Response::decode(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()));
+            }
+        }
+    })?;
+    let mut console = Console::new(options.echo);
+    let mut restarts = 0u32;
+    let mut states = StateLog::default();
+    loop {
+        let mut fds: Vec<nix::poll::PollFd<'_>> = Vec::new();
+        fds.push(nix::poll::PollFd::new(control.as_fd(), nix::poll::PollFlags::POLLIN));
+        for c in consoles.iter() {
+            fds.push(nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN));
+        }
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).map_err(io::Error::from)?;
+        let ready: Vec<bool> =
+            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(fds);
+        // Console first: output produced before an event belongs before it.
+        let mut closed = Vec::new();
+        for (i, c) in consoles.iter_mut().enumerate() {
+            if !ready[i + 1] {
+                continue;
+            }
+            match recv_packet(c, &mut buf) {
+                Ok(None) | Err(_) => closed.push(i),
+                Ok(Some(n)) => match parse_chunk(&buf[..n]) {
+                    Some(chunk) => {
+                        console.accept(chunk.seq, chunk.output);
+                        states.record(chunk.seq, chunk.state);
+                    }
+                    None => log::warn!("malformed console packet"),
+                },
+            }
+        }
+        for i in closed.into_iter().rev() {
+            consoles.remove(i);
+        }
+        if !ready[0] {
+            continue;
+        }
+        let n = recv_packet(control, &mut buf)?.ok_or_else(|| HostError::Component("the server died".into()))?;
+        if buf[0] != tag::EVENT {
+            continue;
+        }
+        let event: Event = serde_json::from_slice(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()))?;
+        match event {
+            Event::Progress { exits } => {
+                log::info!("killing the device model after {exits} exits");
+                let _ = device_model.kill();
+                let _ = device_model.wait();
+                send_packet(control, tag::CONTINUE, &[])?;
+            }
+            Event::DeviceModelGone { pending } => {
+                restarts += 1;
+                log::warn!("device model gone (exit {pending:?} pending); starting a new one");
+                let _ = device_model.wait();
+                let (server_exit, dm_exit) = packet_pair()?;
+                let (dm_console, composer_console) = packet_pair()?;
+                // Output and state of exits the old device model finished are in its console.
+                drain(consoles, &mut buf, &mut console, &mut states)?;
+                *device_model = spawn(DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+                drop((dm_exit, dm_console));
+                let mut new_console = UnixStream::from(composer_console);
+                send_packet(&mut new_console, 0, states.before(pending))?;
+                consoles.push(new_console);
+                let fds = [server_exit.as_raw_fd()];
+                let cmsg = [ControlMessage::ScmRights(&fds)];
+                let iov = [io::IoSlice::new(&[tag::NEW_DEVICE_MODEL])];
+                sendmsg::<()>(control.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(io::Error::from)?;
+            }
+            Event::Finished { report } => {
+                // Output of the last exits may still be in flight.
+                drain(consoles, &mut buf, &mut console, &mut states)?;
+                let mut report = *report;
+                report.uart = console.text();
+                report.requests = requests;
+                report.responses = responses;
+                report.device_model_restarts = restarts;
+                return Ok(report);
+            }
+        }
+    }
+}
+
+/// Reads everything already in the consoles (packets are in order per console; the device
+/// model writes its console before its reply, so a finished exit's packet is there).
+fn drain(consoles: &mut [UnixStream], buf: &mut Vec<u8>, console: &mut Console, states: &mut StateLog) -> io::Result<()> {
+    for c in consoles.iter_mut() {
+        c.set_nonblocking(true)?;
+        while let Ok(Some(n)) = recv_packet(c, buf) {
+            if let Some(chunk) = parse_chunk(&buf[..n]) {
+                console.accept(chunk.seq, chunk.output);
+                states.record(chunk.seq, chunk.state);
+            }
+        }
+        c.set_nonblocking(false)?;
+    }
+    Ok(())
+}
+
+// ----- the VMM server process -----
+
+/// The exit link over a socket.
+struct SocketLink {
+    socket: UnixStream,
+}
+
+impl ExitLink for SocketLink {
+    fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
+        let gone = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkError::Timeout,
+            _ => LinkError::Closed,
+        };
+        let written = self.socket.write(record).map_err(gone)?;
+        if written != record.len() {
+            return Err(LinkError::Closed);
+        }
+        match self.socket.read(reply).map_err(gone)? {
+            0 => Err(LinkError::Closed),
+            n => Ok(n),
+        }
+    }
+}
+
+fn exit_link(socket: UnixStream) -> io::Result<Counted<SocketLink>> {
+    socket.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    Ok(Counted::new(SocketLink { socket }))
+}
+
+/// The VMM server process: fd 3 the exit link, fd 4 the control link.
+///
+/// # Errors
+/// A broken control link or an unusable script.
+pub fn serve_vmm() -> Result<(), HostError> {
+    // SAFETY: the composer started this process with the exit link at fd 3 and the control
+    // link at fd 4 (see `spawn`); each is taken once.
+    let (exit, mut control) = unsafe { (inherited(EXIT_FD), inherited(SECOND_FD)) };
+    let mut buf = Vec::new();
+    let n = recv_packet(&mut control, &mut buf)?.ok_or_else(|| HostError::Component("no script".into()))?;
+    if buf[0] != tag::SCRIPT {
+        return Err(HostError::Component("expected the script first".into()));
+    }
+    let script: ScriptFile = serde_json::from_slice(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()))?;
+    let mut server = build_server(&script)?;
+    let mut link = Some(exit_link(exit)?);
+    let mut records = Traffic::default();
+    let mut replies = Traffic::default();
+    let mut finished = false;
+    let mut pause_at: Option<u64> = None;
+    let mut paused_for_composer = false;
+    let mut report = RunReport { steps_total: script.steps.len(), ..RunReport::default() };
+    loop {
+        // While the guest runs, look at the control link without waiting; otherwise wait.
+        loop {
+            let running =
+                server.state() == RunState::Running && link.is_some() && !finished && !paused_for_composer;
+            match recv_control(&control, &mut buf, !running) {
+                Ok(None) => return Ok(()), // the composer is done
+                Ok(Some((n, _))) if buf[0] == tag::REQUEST => {
+                    let mut out = [0u8; MAX_MESSAGE_SIZE];
+                    let response = server.handle_request(CONTROLLER, &buf[1..n], &mut out);
+                    send_packet(&mut control, tag::RESPONSE, response)?;
+                }
+                Ok(Some((_, Some(fd)))) if buf[0] == tag::NEW_DEVICE_MODEL => {
+                    log::info!("new device model: sending the pending record again");
+                    link = Some(exit_link(UnixStream::from(fd))?);
+                }
+                Ok(Some((n, _))) if buf[0] == tag::PAUSE_AT && n == 9 => {
+                    pause_at = buf[1..9].try_into().ok().map(u64::from_le_bytes);
+                }
+                Ok(Some(_)) if buf[0] == tag::CONTINUE => paused_for_composer = false,
+                Ok(Some(_)) => log::warn!("unexpected control packet {}", buf[0]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+            if !finished && !paused_for_composer && server.state() == RunState::Running && link.is_some() {
+                break;
+            }
+        }
+        let Some(active) = link.as_mut() else { continue };
+        let handled = server.statistics().exits;
+        let budget = match pause_at {
+            Some(at) => at.saturating_sub(handled).min(EXITS_PER_CONTROL_CHECK),
+            None => EXITS_PER_CONTROL_CHECK,
+        };
+        if pause_at.is_some_and(|at| handled >= at) && server.pending_record().is_none() {
+            pause_at = None;
+            paused_for_composer = true;
+            send_event(&mut control, &Event::Progress { exits: handled })?;
+            continue;
+        }
+        let outcome = server.run(active, budget.max(1));
+        records.messages += active.records.messages;
+        records.bytes += active.records.bytes;
+        replies.messages += active.replies.messages;
+        replies.bytes += active.replies.bytes;
+        active.records = Traffic::default();
+        active.replies = Traffic::default();
+        let done = match outcome {
+            Ok(RunOutcome::ExitLimit | RunOutcome::Notification(_)) => None,
+            Ok(RunOutcome::Stopped(status)) => {
+                report.exit_status = Some(status);
+                Some("stopped".to_string())
+            }
+            Ok(RunOutcome::Waiting) => Some("halted with no interrupt to come".into()),
+            Ok(RunOutcome::Paused) => Some("paused".into()),
+            Err(RunError::Link(e)) => {
+                log::warn!("device model unreachable ({e:?}); guest paused until it is back");
+                link = None;
+                let pending = server.pending_record().map(|r| r.seq);
+                send_event(&mut control, &Event::DeviceModelGone { pending })?;
+                None
+            }
+            Err(RunError::Rejected(r)) => Some(format!("device model misbehaves: {r}")),
+            Err(RunError::Server(e)) => Some(format!("exit loop: {e}")),
+        };
+        if let Some(outcome) = done {
+            finished = true;
+            report.outcome = outcome;
+            report.exit_records = records;
+            report.exit_replies = replies;
+            finish_report(&server, &mut report);
+            send_event(&mut control, &Event::Finished { report: Box::new(report.clone()) })?;
+        }
+    }
+}
+
+/// Reads one control packet with any descriptor it carries; `Ok(None)` at end of stream.
+/// With `wait` false, returns `WouldBlock` when nothing is there.
+fn recv_control(control: &UnixStream, buf: &mut Vec<u8>, wait: bool) -> io::Result<Option<(usize, Option<OwnedFd>)>> {
+    buf.resize(1 << 20, 0);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let flags = if wait { MsgFlags::empty() } else { MsgFlags::MSG_DONTWAIT };
+    let message = recvmsg::<()>(control.as_raw_fd(), &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
+    let mut received = None;
+    for cmsg in message.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor for us with SCM_RIGHTS; we
+                // are its only owner (extra ones are closed when dropped).
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    let n = message.bytes;
+    Ok((n > 0).then_some((n, received)))
+}
+
+fn send_event(control: &mut UnixStream, event: &Event) -> io::Result<()> {
+    let body = serde_json::to_vec(event).map_err(io::Error::other)?;
+    send_packet(control, tag::EVENT, &body)
+}
+
+// ----- the device-model process -----
+
+/// The device-model process: fd 3 the exit link, fd 4 the console.
+///
+/// # Errors
+/// A broken link.
+pub fn serve_device_model() -> Result<(), HostError> {
+    // SAFETY: the composer started this process with the exit link at fd 3 and the console at
+    // fd 4 (see `spawn`); each is taken once.
+    let (mut exit, mut console) = unsafe { (inherited(EXIT_FD), inherited(SECOND_FD)) };
+    with_device_model(|dm| {
+        let mut record = vec![0u8; 1 << 16];
+        let mut out = [0u8; MAX_MESSAGE_SIZE];
+        // The first console packet is the state to start from: a tag byte, then the state.
+        let n = console.read(&mut record)?;
+        if n > 1 {
+            dm.restore(&record[1..n]).map_err(HostError::Component)?;
+        }
+        loop {
+            let n = exit.read(&mut record)?;
+            if n == 0 {
+                return Ok(()); // the server is done
+            }
+            let answer = match dm.answer(&record[..n], &mut out) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    log::error!("device model: undecodable record: {e}");
+                    continue;
+                }
+            };
+            if !answer.output.is_empty() || answer.state.is_some() {
+                let state = answer.state.as_deref().unwrap_or(&[]);
+                let mut chunk = answer.seq.to_le_bytes().to_vec();
+                chunk.extend_from_slice(&(state.len() as u16).to_le_bytes());
+                chunk.extend_from_slice(state);
+                chunk.extend_from_slice(&answer.output);
+                console.write_all(&chunk)?;
+            }
+            exit.write_all(answer.reply)?;
+        }
+    })
+}
