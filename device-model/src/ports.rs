@@ -81,7 +81,9 @@ impl PortDevice for PostCode {
     }
 
     fn load(&mut self, state: &[u8]) -> bool {
-        crate::bus::load_state(state).map(|(last, writes)| self.restore(last, writes)).is_some()
+        crate::bus::load_state(state)
+            .map(|(last, writes)| self.restore(last, writes))
+            .is_some()
     }
 }
 

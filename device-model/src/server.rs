@@ -227,15 +227,24 @@ impl<'d> DeviceModel<'d> {
 
     /// The devices' state; `None` if a device's state is larger than [`MAX_DEVICE_STATE`].
     pub fn snapshot(&self) -> Option<DeviceModelState> {
-        let mut state = DeviceModelState { lines: self.lines.pending_mask(), ..DeviceModelState::default() };
+        let mut state = DeviceModelState {
+            lines: self.lines.pending_mask(),
+            ..DeviceModelState::default()
+        };
         let mut buf = [0u8; MAX_DEVICE_STATE];
         for (base, device) in self.ports.devices() {
             let len = device.save(&mut buf)?;
-            state.ports.push((base, DeviceState::from_slice(&buf[..len]).ok()?)).ok()?;
+            state
+                .ports
+                .push((base, DeviceState::from_slice(&buf[..len]).ok()?))
+                .ok()?;
         }
         for (base, device) in self.mmio.devices() {
             let len = device.save(&mut buf)?;
-            state.mmio.push((base, DeviceState::from_slice(&buf[..len]).ok()?)).ok()?;
+            state
+                .mmio
+                .push((base, DeviceState::from_slice(&buf[..len]).ok()?))
+                .ok()?;
         }
         for value in self.msrs.values() {
             state.msrs.push(value).ok()?;
@@ -249,7 +258,10 @@ impl<'d> DeviceModel<'d> {
     /// A device missing at a saved address, or refusing its state.
     pub fn restore(&mut self, state: &DeviceModelState) -> Result<(), RestoreError> {
         for (base, saved) in &state.ports {
-            let (_, device) = self.ports.find(*base).ok_or(RestoreError::NoDevice((*base).into()))?;
+            let (_, device) = self
+                .ports
+                .find(*base)
+                .ok_or(RestoreError::NoDevice((*base).into()))?;
             if !device.load(saved) {
                 return Err(RestoreError::BadState((*base).into()));
             }

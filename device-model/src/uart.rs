@@ -136,7 +136,12 @@ impl<O: SerialOut, T: Trigger> Uart16550<O, T> {
             rx: self.rx.iter().copied().collect(),
             registers: [self.ier, self.lcr, self.mcr, self.fcr, self.scr],
             divisor: self.divisor,
-            flags: [self.overrun, self.thr_empty_pending, self.modem_delta, self.asserted],
+            flags: [
+                self.overrun,
+                self.thr_empty_pending,
+                self.modem_delta,
+                self.asserted,
+            ],
             transmitted: self.transmitted,
         }
     }
@@ -150,7 +155,12 @@ impl<O: SerialOut, T: Trigger> Uart16550<O, T> {
         }
         [self.ier, self.lcr, self.mcr, self.fcr, self.scr] = state.registers;
         self.divisor = state.divisor;
-        [self.overrun, self.thr_empty_pending, self.modem_delta, self.asserted] = state.flags;
+        [
+            self.overrun,
+            self.thr_empty_pending,
+            self.modem_delta,
+            self.asserted,
+        ] = state.flags;
         self.transmitted = state.transmitted;
     }
 
@@ -348,7 +358,9 @@ impl<O: SerialOut, T: Trigger> crate::bus::PortDevice for Uart16550<O, T> {
     }
 
     fn load(&mut self, state: &[u8]) -> bool {
-        crate::bus::load_state(state).map(|s: UartState| self.restore(&s)).is_some()
+        crate::bus::load_state(state)
+            .map(|s: UartState| self.restore(&s))
+            .is_some()
     }
 
     fn read(&mut self, offset: u16, size: u8) -> u32 {

@@ -1468,7 +1468,10 @@ pub trait ExitLink {
     ///
     /// # Errors
     /// As [`ExitLink::call`].
-    fn exchange(&mut self, record: &ExitRecord) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
+    fn exchange(
+        &mut self,
+        record: &ExitRecord,
+    ) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
         let mut record_buf = [0u8; MAX_MESSAGE_SIZE];
         let mut reply_buf = [0u8; MAX_MESSAGE_SIZE];
         // Records always fit (the protocol's size limit); a failure would be a bug there.
@@ -1482,7 +1485,10 @@ impl<L: ExitLink + ?Sized> ExitLink for &mut L {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
         (**self).call(record, reply)
     }
-    fn exchange(&mut self, record: &ExitRecord) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
+    fn exchange(
+        &mut self,
+        record: &ExitRecord,
+    ) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
         (**self).exchange(record)
     }
 }

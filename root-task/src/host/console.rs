@@ -19,7 +19,10 @@ pub struct Console {
 impl Console {
     /// A console; with `echo`, output is printed to stdout as it comes.
     pub fn new(echo: bool) -> Self {
-        Self { echo, ..Self::default() }
+        Self {
+            echo,
+            ..Self::default()
+        }
     }
 
     /// Output of record `seq`. Bytes of a record already accepted are dropped.

@@ -26,8 +26,8 @@ impl SerialOut for PendingSink<'_> {
 pub struct DmHost<'a> {
     dm: DeviceModel<'a>,
     output: &'a PendingOutput,
-    /// The state last reported (postcard), to report only changes.
-    last_state: Vec<u8>,
+    /// The state last reported (postcard), to report only changes; `None`: not tracked.
+    last_state: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for DmHost<'_> {
@@ -55,16 +55,29 @@ impl<'a> DmHost<'a> {
     ///
     /// # Errors
     /// The record does not decode.
-    pub fn answer<'b>(&mut self, record: &[u8], out: &'b mut [u8; MAX_MESSAGE_SIZE]) -> Result<Answer<'b>, WireError> {
+    pub fn answer<'b>(
+        &mut self,
+        record: &[u8],
+        out: &'b mut [u8; MAX_MESSAGE_SIZE],
+    ) -> Result<Answer<'b>, WireError> {
         let record = ExitRecord::decode(record)?;
         let reply = self.dm.handle(&record);
         let len = reply.encode(&mut out[..])?.len();
         let output = std::mem::take(&mut *self.output.0.borrow_mut());
-        let state = self.state_bytes().filter(|s| *s != self.last_state);
+        // Only a device model that may be restarted elsewhere reports its state.
+        let state = match &self.last_state {
+            Some(last) => self.state_bytes().filter(|s| s != last),
+            None => None,
+        };
         if let Some(s) = &state {
-            self.last_state.clone_from(s);
+            self.last_state = Some(s.clone());
         }
-        Ok(Answer { reply: &out[..len], seq: record.seq, output, state })
+        Ok(Answer {
+            reply: &out[..len],
+            seq: record.seq,
+            output,
+            state,
+        })
     }
 
     fn state_bytes(&self) -> Option<Vec<u8>> {
@@ -80,8 +93,13 @@ impl<'a> DmHost<'a> {
     pub fn restore(&mut self, state: &[u8]) -> Result<(), String> {
         let decoded: DeviceModelState = postcard::from_bytes(state).map_err(|e| e.to_string())?;
         self.dm.restore(&decoded).map_err(|e| format!("{e:?}"))?;
-        self.last_state = state.to_vec();
+        self.last_state = Some(state.to_vec());
         Ok(())
+    }
+
+    /// Reports the devices' state with every answer that changes it, from now on.
+    pub fn track_state(&mut self) {
+        self.last_state = Some(self.state_bytes().unwrap_or_default());
     }
 
     /// The device model (for statistics).
@@ -100,7 +118,10 @@ pub fn with_device_model<R>(f: impl FnOnce(&mut DmHost<'_>) -> R) -> R {
         Ok(dm) => dm,
         Err(e) => unreachable!("standard platform: {e}"),
     };
-    let mut host = DmHost { dm, output: &output, last_state: Vec::new() };
-    host.last_state = host.state_bytes().unwrap_or_default();
+    let mut host = DmHost {
+        dm,
+        output: &output,
+        last_state: None,
+    };
     f(&mut host)
 }

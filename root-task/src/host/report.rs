@@ -79,7 +79,10 @@ pub struct RunReport {
 impl RunReport {
     /// All messages across every boundary.
     pub fn messages(&self) -> u64 {
-        self.exit_records.messages + self.exit_replies.messages + self.requests.messages + self.responses.messages
+        self.exit_records.messages
+            + self.exit_replies.messages
+            + self.requests.messages
+            + self.responses.messages
     }
 
     /// Whether the guest did everything its script expected and stopped.
@@ -117,8 +120,11 @@ impl RunReport {
 
     /// The one-object JSON form `vmm run --json` prints.
     pub fn to_json(&self) -> serde_json::Value {
-        let exits: serde_json::Map<String, serde_json::Value> =
-            self.exits.iter().map(|(r, n)| (r.to_string(), (*n).into())).collect();
+        let exits: serde_json::Map<String, serde_json::Value> = self
+            .exits
+            .iter()
+            .map(|(r, n)| (r.to_string(), (*n).into()))
+            .collect();
         serde_json::json!({
             "uart": self.uart,
             "exit_status": self.exit_status,
@@ -146,11 +152,15 @@ impl RunReport {
         let mut s = String::new();
         s.push_str(&format!(
             "guest stopped: {} ({}), transport {}\n",
-            self.exit_status.map_or("no".to_string(), |v| format!("status {v}")),
+            self.exit_status
+                .map_or("no".to_string(), |v| format!("status {v}")),
             self.outcome,
             self.transport
         ));
-        s.push_str(&format!("script: {}/{} steps played", self.steps_played, self.steps_total));
+        s.push_str(&format!(
+            "script: {}/{} steps played",
+            self.steps_played, self.steps_total
+        ));
         if self.differences.is_empty() {
             s.push_str(", every expectation met\n");
         } else {
@@ -164,7 +174,9 @@ impl RunReport {
             let name = vmcs::ExitReason::from_number(*reason).name();
             s.push_str(&format!("  {reason:>5} {name:<45} {count:>6}\n"));
         }
-        s.push_str("kernel invocations per exit, by class (ReadVMCS / WriteVMCS / WriteRegisters / VMEnter):\n");
+        s.push_str(
+            "kernel invocations per exit, by class (ReadVMCS / WriteVMCS / WriteRegisters / VMEnter):\n",
+        );
         for (class, c) in &self.invocations {
             s.push_str(&format!(
                 "  {class:<18} {:>6} exits  {:.2} per exit  ({} / {} / {} / {})\n",
@@ -178,10 +190,16 @@ impl RunReport {
             ("requests (controller -> server)", self.requests),
             ("responses (server -> controller)", self.responses),
         ] {
-            s.push_str(&format!("  {name:<40} {:>7} messages {:>9} bytes\n", t.messages, t.bytes));
+            s.push_str(&format!(
+                "  {name:<40} {:>7} messages {:>9} bytes\n",
+                t.messages, t.bytes
+            ));
         }
         if self.device_model_restarts > 0 {
-            s.push_str(&format!("device model restarted {} times\n", self.device_model_restarts));
+            s.push_str(&format!(
+                "device model restarted {} times\n",
+                self.device_model_restarts
+            ));
         }
         s
     }

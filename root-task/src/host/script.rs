@@ -17,7 +17,9 @@
 //! Step and expectation fields are those of [`vmm_server::model::script`].
 
 use serde::{Deserialize, Serialize};
-use vmm_server::model::{ExitSpec, Expectation, KernelRules, Label, Register, RegisterValues, StartState, Step};
+use vmm_server::model::{
+    ExitSpec, Expectation, KernelRules, Label, Register, RegisterValues, StartState, Step,
+};
 
 use device_model::platform::{CPUID_0, DEBUG_EXIT_PORT, MMIO_BASE, MSR_APIC_BASE, UART_PORT};
 
@@ -36,7 +38,10 @@ fn default_rules() -> KernelRules {
 }
 
 fn default_start() -> StartState {
-    StartState { rip: 0x1000, rflags: 0x2 }
+    StartState {
+        rip: 0x1000,
+        rflags: 0x2,
+    }
 }
 
 fn default_cr0() -> u64 {
@@ -118,11 +123,14 @@ impl ScriptFile {
     pub fn load_memory(&self, ram: &mut [u8]) -> Result<(), ScriptError> {
         for m in &self.memory {
             let bytes = script_bytes(m)?;
-            let start = usize::try_from(m.gpa).map_err(|_| ScriptError::Memory(format!("{:#x} too high", m.gpa)))?;
+            let start =
+                usize::try_from(m.gpa).map_err(|_| ScriptError::Memory(format!("{:#x} too high", m.gpa)))?;
             let slot = start
                 .checked_add(bytes.len())
                 .and_then(|end| ram.get_mut(start..end))
-                .ok_or_else(|| ScriptError::Memory(format!("{:#x}+{} outside guest RAM", m.gpa, bytes.len())))?;
+                .ok_or_else(|| {
+                    ScriptError::Memory(format!("{:#x}+{} outside guest RAM", m.gpa, bytes.len()))
+                })?;
             slot.copy_from_slice(&bytes);
         }
         Ok(())
@@ -131,12 +139,18 @@ impl ScriptFile {
 
 fn script_bytes(m: &MemoryInit) -> Result<Vec<u8>, ScriptError> {
     let hex: String = m.hex.chars().filter(|c| !c.is_whitespace()).collect();
-    if hex.len() % 2 != 0 {
-        return Err(ScriptError::Memory(format!("odd number of hex digits at {:#x}", m.gpa)));
+    if !hex.len().is_multiple_of(2) {
+        return Err(ScriptError::Memory(format!(
+            "odd number of hex digits at {:#x}",
+            m.gpa
+        )));
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| ScriptError::Memory(format!("at {:#x}: {e}", m.gpa))))
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|e| ScriptError::Memory(format!("at {:#x}: {e}", m.gpa)))
+        })
         .collect()
 }
 
@@ -167,7 +181,11 @@ fn io_qualification(port: u16, input: bool) -> u64 {
 impl Builder {
     fn push(&mut self, text: &str, exit: ExitSpec, length: u64, expect: &[Expectation]) {
         let expect = expect.iter().copied().collect();
-        self.steps.push(Step { label: label(text), exit, expect });
+        self.steps.push(Step {
+            label: label(text),
+            exit,
+            expect,
+        });
         self.rip += length;
     }
 
@@ -177,7 +195,11 @@ impl Builder {
             qualification: io_qualification(port, false),
             instruction_len: 1,
             rflags,
-            registers: RegisterValues { rax: Some(value.into()), rdx: Some(port.into()), ..Default::default() },
+            registers: RegisterValues {
+                rax: Some(value.into()),
+                rdx: Some(port.into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         self.push(text, exit, 1, &[Expectation::RipAdvanced]);
@@ -205,51 +227,97 @@ impl Builder {
 /// CPUID and RDMSR, writes and reads back an MMIO register, halts with the UART's interrupt
 /// pending, and ends through the debug-exit port with status 0.
 pub fn bundled_hello() -> ScriptFile {
-    let mut b = Builder { rip: 0x1000, steps: Vec::new(), memory: Vec::new() };
+    let mut b = Builder {
+        rip: 0x1000,
+        steps: Vec::new(),
+        memory: Vec::new(),
+    };
+    b.out("out IER=0 (interrupts off)", UART_PORT + 1, 0x00, None);
     b.out("out MCR=OUT2", UART_PORT + 4, 0x08, None);
     for byte in HELLO.bytes() {
         let lsr = ExitSpec {
             reason: 30,
             qualification: io_qualification(UART_PORT + 5, true),
             instruction_len: 1,
-            registers: RegisterValues { rdx: Some((UART_PORT + 5).into()), ..Default::default() },
+            registers: RegisterValues {
+                rdx: Some((UART_PORT + 5).into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         // LSR: THR empty and transmitter empty (0x60); AL only, the rest of RAX is kept.
-        b.push("in al, dx (LSR)", lsr, 1, &[Expectation::Register { register: Register::Rax, value: 0x60 }, Expectation::RipAdvanced]);
+        b.push(
+            "in al, dx (LSR)",
+            lsr,
+            1,
+            &[
+                Expectation::Register {
+                    register: Register::Rax,
+                    value: 0x60,
+                },
+                Expectation::RipAdvanced,
+            ],
+        );
         b.out("out dx, al (THR)", UART_PORT, byte, None);
     }
     let cpuid = ExitSpec {
         reason: 10,
         instruction_len: 2,
-        registers: RegisterValues { rax: Some(0), rcx: Some(0), ..Default::default() },
+        registers: RegisterValues {
+            rax: Some(0),
+            rcx: Some(0),
+            ..Default::default()
+        },
         ..Default::default()
     };
     b.push(
         "cpuid (leaf 0)",
         cpuid,
         2,
-        &[Expectation::Register { register: Register::Rbx, value: CPUID_0[1].into() }, Expectation::RipAdvanced],
+        &[
+            Expectation::Register {
+                register: Register::Rbx,
+                value: CPUID_0[1].into(),
+            },
+            Expectation::RipAdvanced,
+        ],
     );
     let rdmsr = ExitSpec {
         reason: 31,
         instruction_len: 2,
-        registers: RegisterValues { rcx: Some(MSR_APIC_BASE.0.into()), ..Default::default() },
+        registers: RegisterValues {
+            rcx: Some(MSR_APIC_BASE.0.into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     b.push(
         "rdmsr IA32_APIC_BASE",
         rdmsr,
         2,
-        &[Expectation::Register { register: Register::Rax, value: MSR_APIC_BASE.1 & 0xFFFF_FFFF }, Expectation::RipAdvanced],
+        &[
+            Expectation::Register {
+                register: Register::Rax,
+                value: MSR_APIC_BASE.1 & 0xFFFF_FFFF,
+            },
+            Expectation::RipAdvanced,
+        ],
     );
     // mov dword [0xFEC00000], 0x1234 ; mov eax, [0xFEC00000]
-    b.mmio("mov dword [0xfec00000], 0x1234", &[0xC7, 0x05, 0x00, 0x00, 0xC0, 0xFE, 0x34, 0x12, 0x00, 0x00], true, None);
+    b.mmio(
+        "mov dword [0xfec00000], 0x1234",
+        &[0xC7, 0x05, 0x00, 0x00, 0xC0, 0xFE, 0x34, 0x12, 0x00, 0x00],
+        true,
+        None,
+    );
     b.mmio(
         "mov eax, [0xfec00000]",
         &[0x8B, 0x05, 0x00, 0x00, 0xC0, 0xFE],
         false,
-        Some(Expectation::Register { register: Register::Rax, value: 0x1234 }),
+        Some(Expectation::Register {
+            register: Register::Rax,
+            value: 0x1234,
+        }),
     );
     // Enable the THR-empty interrupt with interrupts off: it stays pending...
     let ier = ExitSpec {
@@ -257,30 +325,83 @@ pub fn bundled_hello() -> ScriptFile {
         qualification: io_qualification(UART_PORT + 1, false),
         instruction_len: 1,
         rflags: Some(0x2),
-        registers: RegisterValues { rax: Some(0x02), rdx: Some((UART_PORT + 1).into()), ..Default::default() },
+        registers: RegisterValues {
+            rax: Some(0x02),
+            rdx: Some((UART_PORT + 1).into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    b.push("out IER=THRE (IF=0)", ier, 1, &[Expectation::RipAdvanced, Expectation::InterruptWindowRequested]);
+    b.push(
+        "out IER=THRE (IF=0)",
+        ier,
+        1,
+        &[Expectation::RipAdvanced, Expectation::InterruptWindowRequested],
+    );
     // ... until `sti; hlt`: the interrupt (line 4, vector 0x24) is delivered on the way out of HLT.
     b.rip += 1; // sti
-    let hlt = ExitSpec { reason: 12, instruction_len: 1, rflags: Some(0x202), ..Default::default() };
-    b.push("sti; hlt", hlt, 1, &[Expectation::RipAdvanced, Expectation::EventPending { info: 0x8000_0024 }]);
+    let hlt = ExitSpec {
+        reason: 12,
+        instruction_len: 1,
+        rflags: Some(0x202),
+        ..Default::default()
+    };
+    b.push(
+        "sti; hlt",
+        hlt,
+        1,
+        &[
+            Expectation::RipAdvanced,
+            Expectation::EventPending { info: 0x8000_0024 },
+        ],
+    );
     let exit = ExitSpec {
         reason: 30,
         qualification: io_qualification(DEBUG_EXIT_PORT, false) | (1 << 6),
         instruction_len: 2,
-        registers: RegisterValues { rax: Some(0), ..Default::default() },
+        registers: RegisterValues {
+            rax: Some(0),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    b.push("out 0xf4, al (debug exit, status 0)", exit, 2, &[Expectation::Stopped]);
+    b.push(
+        "out 0xf4, al (debug exit, status 0)",
+        exit,
+        2,
+        &[Expectation::Stopped],
+    );
     ScriptFile {
         name: "hello".into(),
         rules: KernelRules::Sel4V5,
-        start: StartState { rip: 0x1000, rflags: 0x2 },
+        start: StartState {
+            rip: 0x1000,
+            rflags: 0x2,
+        },
         cr0: default_cr0(),
         memory: b.memory,
         steps: b.steps,
     }
+}
+
+/// The bundled guest's work repeated `iterations` times (the guest jumps back to its start
+/// after each round), then the debug-exit: a long run for throughput measurements.
+pub fn looped_hello(iterations: usize) -> ScriptFile {
+    let mut script = bundled_hello();
+    let Some(last) = script.steps.pop() else {
+        return script;
+    };
+    let round = script.steps.clone();
+    for _ in 1..iterations {
+        let mut again = round.clone();
+        if let Some(first) = again.first_mut() {
+            first.exit.rip = Some(script.start.rip);
+        }
+        script.steps.extend(again);
+    }
+    script.steps.push(last);
+    script.name = format!("hello x{iterations}");
+    script
 }
 
 #[cfg(test)]
@@ -292,16 +413,25 @@ mod tests {
         let script = bundled_hello();
         let json = serde_json::to_string_pretty(&script).unwrap();
         assert_eq!(ScriptFile::parse(&json).unwrap(), script);
-        assert_eq!(script.steps.len(), 1 + 2 * HELLO.len() + 2 + 2 + 3);
+        assert_eq!(script.steps.len(), 2 + 2 * HELLO.len() + 2 + 2 + 3);
     }
 
     #[test]
     fn bad_scripts_are_errors() {
         assert!(matches!(ScriptFile::parse("{}"), Err(ScriptError::Json(_))));
-        assert!(matches!(ScriptFile::parse(r#"{"steps":[],"bogus":1}"#), Err(ScriptError::Json(_))));
-        assert!(matches!(ScriptFile::parse(r#"{"steps":[],"memory":[{"gpa":0,"hex":"abc"}]}"#), Err(ScriptError::Memory(_))));
+        assert!(matches!(
+            ScriptFile::parse(r#"{"steps":[],"bogus":1}"#),
+            Err(ScriptError::Json(_))
+        ));
+        assert!(matches!(
+            ScriptFile::parse(r#"{"steps":[],"memory":[{"gpa":0,"hex":"abc"}]}"#),
+            Err(ScriptError::Memory(_))
+        ));
         let far = ScriptFile::parse(r#"{"steps":[],"memory":[{"gpa":65535,"hex":"0102"}]}"#).unwrap();
-        assert!(matches!(far.load_memory(&mut [0u8; 65536]), Err(ScriptError::Memory(_))));
+        assert!(matches!(
+            far.load_memory(&mut [0u8; 65536]),
+            Err(ScriptError::Memory(_))
+        ));
         let minimal = ScriptFile::parse(r#"{"steps":[{"exit":{"reason":12,"instruction_len":1},"expect":["rip-advanced",{"register":{"register":"rax","value":5}}]}]}"#).unwrap();
         assert_eq!(minimal.rules, KernelRules::Sel4V5);
         assert_eq!(minimal.steps[0].expect.len(), 2);

@@ -28,12 +28,21 @@ pub fn build_server(script: &ScriptFile) -> Result<Box<HostServer<'_>>, HostErro
     script.load_memory(ram.bytes_mut())?;
     let model = ModelVcpu::new(script.rules, caps, script.start, &script.steps);
     let mut policy: BadgePolicy<8> = BadgePolicy::new();
-    for (badge, rights) in
-        [(DEVICE_MODEL, Rights::device_model()), (CONTROLLER, Rights::controller()), (MONITOR, Rights::monitor())]
-    {
-        policy.grant(badge, rights).map_err(|_| HostError::Component("policy full".into()))?;
+    for (badge, rights) in [
+        (DEVICE_MODEL, Rights::device_model()),
+        (CONTROLLER, Rights::controller()),
+        (MONITOR, Rights::monitor()),
+    ] {
+        policy
+            .grant(badge, rights)
+            .map_err(|_| HostError::Component("policy full".into()))?;
     }
-    let config = ServerConfig { vcpu: 0, caps, exit_handler: DEVICE_MODEL, start_running: false };
+    let config = ServerConfig {
+        vcpu: 0,
+        caps,
+        exit_handler: DEVICE_MODEL,
+        start_running: false,
+    };
     Ok(Box::new(VmmServer::new(model, ram, policy, config)))
 }
 
@@ -42,19 +51,50 @@ pub fn build_server(script: &ScriptFile) -> Result<Box<HostServer<'_>>, HostErro
 ///
 /// # Errors
 /// A refused request.
-pub fn boot(script: &ScriptFile, mut call: impl FnMut(Request) -> Result<Response, HostError>) -> Result<(), HostError> {
+pub fn boot(
+    script: &ScriptFile,
+    mut call: impl FnMut(Request) -> Result<Response, HostError>,
+) -> Result<(), HostError> {
     let expect = |what: &str, response: Response, ok: fn(&Response) -> bool| {
-        if ok(&response) { Ok(()) } else { Err(HostError::Refused(format!("{what}: {response:?}"))) }
+        if ok(&response) {
+            Ok(())
+        } else {
+            Err(HostError::Refused(format!("{what}: {response:?}")))
+        }
     };
-    expect("hello", call(Request::Hello { version: PROTOCOL_VERSION })?, |r| matches!(r, Response::Hello { .. }))?;
+    expect(
+        "hello",
+        call(Request::Hello {
+            version: PROTOCOL_VERSION,
+        })?,
+        |r| matches!(r, Response::Hello { .. }),
+    )?;
     let writes = [
-        FieldValue { encoding: 0x681E, value: script.start.rip },
-        FieldValue { encoding: 0x6820, value: script.start.rflags },
-        FieldValue { encoding: 0x6800, value: script.cr0 },
+        FieldValue {
+            encoding: 0x681E,
+            value: script.start.rip,
+        },
+        FieldValue {
+            encoding: 0x6820,
+            value: script.start.rflags,
+        },
+        FieldValue {
+            encoding: 0x6800,
+            value: script.cr0,
+        },
     ];
-    let writes = vmm_protocol::heapless::Vec::from_slice(&writes).map_err(|_| HostError::Component("batch".into()))?;
-    expect("guest state", call(Request::WriteFields(writes))?, |r| matches!(r, Response::Written(_)))?;
-    let controls = Request::SetControl { control: ControlId::Primary, set: (1 << 7) | (1 << 24), clear: 0 };
-    expect("primary controls", call(controls)?, |r| matches!(r, Response::Written(_)))?;
+    let writes =
+        vmm_protocol::heapless::Vec::from_slice(&writes).map_err(|_| HostError::Component("batch".into()))?;
+    expect("guest state", call(Request::WriteFields(writes))?, |r| {
+        matches!(r, Response::Written(_))
+    })?;
+    let controls = Request::SetControl {
+        control: ControlId::Primary,
+        set: (1 << 7) | (1 << 24),
+        clear: 0,
+    };
+    expect("primary controls", call(controls)?, |r| {
+        matches!(r, Response::Written(_))
+    })?;
     expect("run", call(Request::Run)?, |r| matches!(r, Response::Ok))
 }

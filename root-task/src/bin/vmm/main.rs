@@ -1,6 +1,7 @@
 //! `vmm`: the host tool. Subcommands print human-readable text by default and one JSON value
 //! with `--json`. Invalid requests exit with status 2 and a one-line message on stderr.
 
+mod bench;
 mod controls;
 mod decode;
 mod fields;
@@ -31,6 +32,8 @@ enum Command {
     Inject(inject::Args),
     /// Run a scripted guest: VMM server and device model over a transport.
     Run(run::Args),
+    /// Exits per second through the bundled guest, per transport.
+    Bench(bench::Args),
     /// The VMM server component (started by `vmm run --transport processes`).
     #[command(name = "__vmm-server", hide = true)]
     VmmServerRole,
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::VmmServerRole => component(root_task::host::transport::process::serve_vmm()),
         Command::DeviceModelRole => component(root_task::host::transport::process::serve_device_model()),
         Command::Run(args) => run::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Fields(args) => fields::run(&args),
         Command::Controls(args) => controls::run(&args),
         Command::Decode(args) => decode::run(&args),

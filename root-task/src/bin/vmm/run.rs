@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use root_task::host::script::{ScriptFile, bundled_hello};
+use root_task::host::script::{ScriptFile, bundled_hello, looped_hello};
 use root_task::host::{RunOptions, Transport, run as run_system};
 
 use crate::Refusal;
@@ -27,13 +27,19 @@ pub struct Args {
     /// Print the script (JSON) instead of running it.
     #[arg(long)]
     print_script: bool,
+    /// Repeat the bundled guest's work this many times before it stops.
+    #[arg(long, conflicts_with = "script")]
+    rounds: Option<usize>,
 }
 
 /// Runs `vmm run`.
 pub fn run(args: &Args) -> Result<String, Refusal> {
     let script = match &args.script {
         Some(path) => ScriptFile::load(path)?,
-        None => bundled_hello(),
+        None => match args.rounds {
+            Some(rounds) => looped_hello(rounds.max(1)),
+            None => bundled_hello(),
+        },
     };
     if args.print_script {
         return Ok(serde_json::to_string_pretty(&script)?);
@@ -43,6 +49,7 @@ pub fn run(args: &Args) -> Result<String, Refusal> {
         transport: args.transport,
         echo: !args.json,
         kill_device_model_after: args.kill_device_model_after,
+        component_exe: None,
     };
     let report = run_system(&options)?;
     if args.json {

@@ -41,11 +41,19 @@ impl ExitLink for DirectLink<'_, '_> {
 /// See [`super::run`].
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let mut server = build_server(&options.script)?;
-    let mut report = RunReport { steps_total: options.script.steps.len(), ..RunReport::default() };
-    boot(&options.script, |request| local_request(&mut server, &mut report, &request))?;
+    let mut report = RunReport {
+        steps_total: options.script.steps.len(),
+        ..RunReport::default()
+    };
+    boot(&options.script, |request| {
+        local_request(&mut server, &mut report, &request)
+    })?;
     let mut console = Console::new(options.echo);
     with_device_model(|dm| {
-        let mut link = Counted::new(DirectLink { dm, console: &mut console });
+        let mut link = Counted::new(DirectLink {
+            dm,
+            console: &mut console,
+        });
         let result = drive(&mut server, &mut link, &mut report);
         report.exit_records = link.records;
         report.exit_replies = link.replies;

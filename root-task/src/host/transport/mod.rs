@@ -52,9 +52,10 @@ pub struct RunOptions {
     pub transport: Transport,
     /// Print UART output as it comes.
     pub echo: bool,
-    /// Kill the device model once the output of this many exits has been seen
-    /// (`processes` only), then restart it.
+    /// Kill the device model after this many exits (`processes` only), then restart it.
     pub kill_device_model_after: Option<u64>,
+    /// The executable that runs the components (`processes`); default: this one.
+    pub component_exe: Option<std::path::PathBuf>,
 }
 
 /// Runs the scripted guest and reports.
@@ -63,7 +64,9 @@ pub struct RunOptions {
 /// An unusable script, a refused boot request, or a failed component.
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     if options.kill_device_model_after.is_some() && options.transport != Transport::Processes {
-        return Err(HostError::Refused("--kill-device-model-after needs --transport processes".into()));
+        return Err(HostError::Refused(
+            "--kill-device-model-after needs --transport processes".into(),
+        ));
     }
     let mut report = match options.transport {
         Transport::Inproc => inproc::run(options)?,
@@ -88,7 +91,11 @@ pub struct Counted<L> {
 impl<L> Counted<L> {
     /// Counts over `inner`.
     pub fn new(inner: L) -> Self {
-        Self { inner, records: Traffic::default(), replies: Traffic::default() }
+        Self {
+            inner,
+            records: Traffic::default(),
+            replies: Traffic::default(),
+        }
     }
 }
 
@@ -108,7 +115,9 @@ pub fn local_request(
     request: &Request,
 ) -> Result<Response, HostError> {
     let mut bytes = [0u8; MAX_MESSAGE_SIZE];
-    let bytes = request.encode(&mut bytes).map_err(|e| HostError::Component(format!("encode: {e}")))?;
+    let bytes = request
+        .encode(&mut bytes)
+        .map_err(|e| HostError::Component(format!("encode: {e}")))?;
     report.requests.count(bytes.len());
     let mut out = [0u8; MAX_MESSAGE_SIZE];
     let response = server.handle_request(super::badge::CONTROLLER, bytes, &mut out);
@@ -117,7 +126,11 @@ pub fn local_request(
 }
 
 /// Runs the exit loop to its end; returns the guest's stop status, if it stopped.
-pub fn drive<L: ExitLink>(server: &mut HostServer<'_>, link: &mut L, report: &mut RunReport) -> Result<(), HostError> {
+pub fn drive<L: ExitLink>(
+    server: &mut HostServer<'_>,
+    link: &mut L,
+    report: &mut RunReport,
+) -> Result<(), HostError> {
     loop {
         match server.run(link, u64::MAX) {
             Ok(RunOutcome::Stopped(status)) => {
@@ -147,12 +160,19 @@ pub fn drive<L: ExitLink>(server: &mut HostServer<'_>, link: &mut L, report: &mu
 /// Fills `report` from a server after its run.
 pub fn finish_report(server: &HostServer<'_>, report: &mut RunReport) {
     let stats = server.statistics();
-    report.take_server_counters(server.exits_by_reason(), &stats.exits_by_class, server.invocations_by_class());
+    report.take_server_counters(
+        server.exits_by_reason(),
+        &stats.exits_by_class,
+        server.invocations_by_class(),
+    );
     report.replies_rejected = stats.replies_rejected;
     let model = server.kernel();
     report.steps_played = model.steps_played();
     report.differences = model.differences().iter().map(ToString::to_string).collect();
     if model.differences_total() > model.differences().len() {
-        report.differences.push(format!("... {} more", model.differences_total() - model.differences().len()));
+        report.differences.push(format!(
+            "... {} more",
+            model.differences_total() - model.differences().len()
+        ));
     }
 }

@@ -33,7 +33,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg,
+    socketpair,
 };
 use serde::{Deserialize, Serialize};
 use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};
@@ -50,8 +51,11 @@ use crate::host::vmm_side::{boot, build_server};
 
 /// The first byte of a control packet.
 pub mod tag {
-    /// Composer → server: the script, as JSON.
+    /// Composer → server: a part of the script (JSON, split into packets of at most
+    /// [`SCRIPT_PART`](super::SCRIPT_PART) bytes).
     pub const SCRIPT: u8 = 1;
+    /// Composer → server: the script's last part.
+    pub const SCRIPT_END: u8 = 8;
     /// Composer → server: a protocol request (postcard).
     pub const REQUEST: u8 = 2;
     /// Server → composer: the response to a request.
@@ -75,6 +79,9 @@ pub const DEVICE_MODEL_ROLE: &str = "__device-model";
 pub const EXIT_FD: RawFd = 3;
 /// The descriptor of the second link (control for the server, console for the device model).
 pub const SECOND_FD: RawFd = 4;
+
+/// Largest part of the script in one packet (packets are bounded by the socket buffer).
+pub const SCRIPT_PART: usize = 32 * 1024;
 
 /// How long the server waits for a reply before it considers the device model gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,20 +109,31 @@ pub enum Event {
 }
 
 fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
 }
 
-/// Starts `role` with `fds` at descriptors 3, 4, ...
-fn spawn(role: &str, fds: &[&OwnedFd]) -> io::Result<Child> {
+/// Starts `role` of `exe` with `fds` at descriptors 3, 4, ...
+fn spawn(exe: &std::path::Path, role: &str, fds: &[&OwnedFd]) -> io::Result<Child> {
     // Move the sources above the targets first, so that placing one cannot clobber another.
     let mut high = Vec::new();
     for fd in fds {
-        let raw = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
+        let raw = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+            .map_err(io::Error::from)?;
         // SAFETY: `raw` was just returned by F_DUPFD_CLOEXEC and is owned by nobody else.
         high.push(unsafe { OwnedFd::from_raw_fd(raw) });
     }
-    let pairs: Vec<(RawFd, RawFd)> = high.iter().enumerate().map(|(i, fd)| (fd.as_raw_fd(), EXIT_FD + i as RawFd)).collect();
-    let mut command = Command::new(std::env::current_exe()?);
+    let pairs: Vec<(RawFd, RawFd)> = high
+        .iter()
+        .enumerate()
+        .map(|(i, fd)| (fd.as_raw_fd(), EXIT_FD + i as RawFd))
+        .collect();
+    let mut command = Command::new(exe);
     command.arg(role).stdin(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and calls only dup2, which is
     // async-signal-safe; it allocates nothing (the vector was built before the fork). dup2 also
@@ -198,7 +216,11 @@ impl StateLog {
     /// The state before exit `pending` (after the newest exit before it).
     fn before(&self, pending: Option<u64>) -> &[u8] {
         let limit = pending.unwrap_or(u64::MAX);
-        self.states.iter().rev().find(|(seq, _)| *seq < limit).map_or(&[], |(_, s)| s)
+        self.states
+            .iter()
+            .rev()
+            .find(|(seq, _)| *seq < limit)
+            .map_or(&[], |(_, s)| s)
     }
 }
 
@@ -212,15 +234,19 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let (server_exit, dm_exit) = packet_pair()?;
     let (server_control, composer_control) = packet_pair()?;
     let (dm_console, composer_console) = packet_pair()?;
-    let mut server = spawn(SERVER_ROLE, &[&server_exit, &server_control])?;
-    let mut device_model = spawn(DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+    let exe = match &options.component_exe {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?,
+    };
+    let mut server = spawn(&exe, SERVER_ROLE, &[&server_exit, &server_control])?;
+    let mut device_model = spawn(&exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
     drop((server_exit, server_control, dm_exit, dm_console));
     let mut control = UnixStream::from(composer_control);
     let mut first_console = UnixStream::from(composer_console);
     // The first device model starts from reset.
     send_packet(&mut first_console, 0, &[])?;
     let mut consoles = vec![first_console];
-    let result = supervise(options, &mut control, &mut consoles, &mut device_model);
+    let result = supervise(options, &exe, &mut control, &mut consoles, &mut device_model);
     // Closing the control link ends the server; the exit link's end ends the device model.
     drop(control);
     let _ = device_model.kill();
@@ -231,12 +257,21 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
 
 fn supervise(
     options: &RunOptions,
+    exe: &std::path::Path,
     control: &mut UnixStream,
     consoles: &mut Vec<UnixStream>,
     device_model: &mut Child,
 ) -> Result<RunReport, HostError> {
     let script = serde_json::to_vec(&options.script).map_err(|e| HostError::Component(e.to_string()))?;
-    send_packet(control, tag::SCRIPT, &script)?;
+    let mut parts = script.chunks(SCRIPT_PART).peekable();
+    while let Some(part) = parts.next() {
+        let tag = if parts.peek().is_some() {
+            tag::SCRIPT
+        } else {
+            tag::SCRIPT_END
+        };
+        send_packet(control, tag, part)?;
+    }
     if let Some(after) = options.kill_device_model_after {
         send_packet(control, tag::PAUSE_AT, &after.to_le_bytes())?;
     }
@@ -245,11 +280,14 @@ fn supervise(
     let mut buf = Vec::new();
     boot(&options.script, |request: Request| {
         let mut bytes = [0u8; MAX_MESSAGE_SIZE];
-        let bytes = request.encode(&mut bytes).map_err(|e| HostError::Component(e.to_string()))?;
+        let bytes = request
+            .encode(&mut bytes)
+            .map_err(|e| HostError::Component(e.to_string()))?;
         requests.count(bytes.len());
         send_packet(control, tag::REQUEST, bytes)?;
         loop {
-            let n = recv_packet(control, &mut buf)?.ok_or_else(|| HostError::Component("the server is gone".into()))?;
+            let n = recv_packet(control, &mut buf)?
+                .ok_or_else(|| HostError::Component("the server is gone".into()))?;
             if buf[0] == tag::RESPONSE {
                 responses.count(n - 1);
                 return Response::decode(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()));
@@ -261,13 +299,18 @@ fn supervise(
     let mut states = StateLog::default();
     loop {
         let mut fds: Vec<nix::poll::PollFd<'_>> = Vec::new();
-        fds.push(nix::poll::PollFd::new(control.as_fd(), nix::poll::PollFlags::POLLIN));
+        fds.push(nix::poll::PollFd::new(
+            control.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        ));
         for c in consoles.iter() {
             fds.push(nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN));
         }
         nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).map_err(io::Error::from)?;
-        let ready: Vec<bool> =
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         // Console first: output produced before an event belongs before it.
         let mut closed = Vec::new();
@@ -292,11 +335,13 @@ fn supervise(
         if !ready[0] {
             continue;
         }
-        let n = recv_packet(control, &mut buf)?.ok_or_else(|| HostError::Component("the server died".into()))?;
+        let n =
+            recv_packet(control, &mut buf)?.ok_or_else(|| HostError::Component("the server died".into()))?;
         if buf[0] != tag::EVENT {
             continue;
         }
-        let event: Event = serde_json::from_slice(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()))?;
+        let event: Event =
+            serde_json::from_slice(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()))?;
         match event {
             Event::Progress { exits } => {
                 log::info!("killing the device model after {exits} exits");
@@ -312,7 +357,7 @@ fn supervise(
                 let (dm_console, composer_console) = packet_pair()?;
                 // Output and state of exits the old device model finished are in its console.
                 drain(consoles, &mut buf, &mut console, &mut states)?;
-                *device_model = spawn(DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+                *device_model = spawn(exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
                 drop((dm_exit, dm_console));
                 let mut new_console = UnixStream::from(composer_console);
                 send_packet(&mut new_console, 0, states.before(pending))?;
@@ -320,7 +365,8 @@ fn supervise(
                 let fds = [server_exit.as_raw_fd()];
                 let cmsg = [ControlMessage::ScmRights(&fds)];
                 let iov = [io::IoSlice::new(&[tag::NEW_DEVICE_MODEL])];
-                sendmsg::<()>(control.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(io::Error::from)?;
+                sendmsg::<()>(control.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+                    .map_err(io::Error::from)?;
             }
             Event::Finished { report } => {
                 // Output of the last exits may still be in flight.
@@ -338,7 +384,12 @@ fn supervise(
 
 /// Reads everything already in the consoles (packets are in order per console; the device
 /// model writes its console before its reply, so a finished exit's packet is there).
-fn drain(consoles: &mut [UnixStream], buf: &mut Vec<u8>, console: &mut Console, states: &mut StateLog) -> io::Result<()> {
+fn drain(
+    consoles: &mut [UnixStream],
+    buf: &mut Vec<u8>,
+    console: &mut Console,
+    states: &mut StateLog,
+) -> io::Result<()> {
     for c in consoles.iter_mut() {
         c.set_nonblocking(true)?;
         while let Ok(Some(n)) = recv_packet(c, buf) {
@@ -390,11 +441,21 @@ pub fn serve_vmm() -> Result<(), HostError> {
     // link at fd 4 (see `spawn`); each is taken once.
     let (exit, mut control) = unsafe { (inherited(EXIT_FD), inherited(SECOND_FD)) };
     let mut buf = Vec::new();
-    let n = recv_packet(&mut control, &mut buf)?.ok_or_else(|| HostError::Component("no script".into()))?;
-    if buf[0] != tag::SCRIPT {
-        return Err(HostError::Component("expected the script first".into()));
+    let mut json = Vec::new();
+    loop {
+        let n =
+            recv_packet(&mut control, &mut buf)?.ok_or_else(|| HostError::Component("no script".into()))?;
+        match buf[0] {
+            tag::SCRIPT => json.extend_from_slice(&buf[1..n]),
+            tag::SCRIPT_END => {
+                json.extend_from_slice(&buf[1..n]);
+                break;
+            }
+            _ => return Err(HostError::Component("expected the script first".into())),
+        }
     }
-    let script: ScriptFile = serde_json::from_slice(&buf[1..n]).map_err(|e| HostError::Component(e.to_string()))?;
+    let script: ScriptFile =
+        serde_json::from_slice(&json).map_err(|e| HostError::Component(e.to_string()))?;
     let mut server = build_server(&script)?;
     let mut link = Some(exit_link(exit)?);
     let mut records = Traffic::default();
@@ -402,7 +463,10 @@ pub fn serve_vmm() -> Result<(), HostError> {
     let mut finished = false;
     let mut pause_at: Option<u64> = None;
     let mut paused_for_composer = false;
-    let mut report = RunReport { steps_total: script.steps.len(), ..RunReport::default() };
+    let mut report = RunReport {
+        steps_total: script.steps.len(),
+        ..RunReport::default()
+    };
     loop {
         // While the guest runs, look at the control link without waiting; otherwise wait.
         loop {
@@ -474,19 +538,33 @@ pub fn serve_vmm() -> Result<(), HostError> {
             report.exit_records = records;
             report.exit_replies = replies;
             finish_report(&server, &mut report);
-            send_event(&mut control, &Event::Finished { report: Box::new(report.clone()) })?;
+            send_event(
+                &mut control,
+                &Event::Finished {
+                    report: Box::new(report.clone()),
+                },
+            )?;
         }
     }
 }
 
 /// Reads one control packet with any descriptor it carries; `Ok(None)` at end of stream.
 /// With `wait` false, returns `WouldBlock` when nothing is there.
-fn recv_control(control: &UnixStream, buf: &mut Vec<u8>, wait: bool) -> io::Result<Option<(usize, Option<OwnedFd>)>> {
+fn recv_control(
+    control: &UnixStream,
+    buf: &mut Vec<u8>,
+    wait: bool,
+) -> io::Result<Option<(usize, Option<OwnedFd>)>> {
     buf.resize(1 << 20, 0);
     let mut iov = [io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let flags = if wait { MsgFlags::empty() } else { MsgFlags::MSG_DONTWAIT };
-    let message = recvmsg::<()>(control.as_raw_fd(), &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
+    let flags = if wait {
+        MsgFlags::empty()
+    } else {
+        MsgFlags::MSG_DONTWAIT
+    };
+    let message =
+        recvmsg::<()>(control.as_raw_fd(), &mut iov, Some(&mut space), flags).map_err(io::Error::from)?;
     let mut received = None;
     for cmsg in message.cmsgs().map_err(io::Error::from)? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -520,6 +598,7 @@ pub fn serve_device_model() -> Result<(), HostError> {
     with_device_model(|dm| {
         let mut record = vec![0u8; 1 << 16];
         let mut out = [0u8; MAX_MESSAGE_SIZE];
+        dm.track_state();
         // The first console packet is the state to start from: a tag byte, then the state.
         let n = console.read(&mut record)?;
         if n > 1 {

@@ -32,7 +32,9 @@ struct ChannelLink<'c> {
 
 impl ExitLink for ChannelLink<'_> {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
-        self.records.send(record.to_vec()).map_err(|_| LinkError::Closed)?;
+        self.records
+            .send(record.to_vec())
+            .map_err(|_| LinkError::Closed)?;
         let answer = self.answers.recv().map_err(|_| LinkError::Closed)?;
         self.console.accept(answer.seq, &answer.output);
         let dest = reply.get_mut(..answer.reply.len()).ok_or(LinkError::Closed)?;
@@ -47,33 +49,50 @@ impl ExitLink for ChannelLink<'_> {
 /// See [`super::run`].
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let mut server = build_server(&options.script)?;
-    let mut report = RunReport { steps_total: options.script.steps.len(), ..RunReport::default() };
-    boot(&options.script, |request| local_request(&mut server, &mut report, &request))?;
+    let mut report = RunReport {
+        steps_total: options.script.steps.len(),
+        ..RunReport::default()
+    };
+    boot(&options.script, |request| {
+        local_request(&mut server, &mut report, &request)
+    })?;
     let (record_tx, record_rx) = mpsc::channel::<Vec<u8>>();
     let (answer_tx, answer_rx) = mpsc::channel::<Answer>();
-    let device_model = std::thread::Builder::new().name("device-model".into()).spawn(move || {
-        with_device_model(|dm| {
-            let mut out = [0u8; MAX_MESSAGE_SIZE];
-            // Ends when the server drops its sender.
-            while let Ok(record) = record_rx.recv() {
-                let Ok(answer) = dm.answer(&record, &mut out) else {
-                    log::error!("device model: undecodable record");
-                    break;
-                };
-                let message = Answer { reply: answer.reply.to_vec(), seq: answer.seq, output: answer.output };
-                if answer_tx.send(message).is_err() {
-                    break;
+    let device_model = std::thread::Builder::new()
+        .name("device-model".into())
+        .spawn(move || {
+            with_device_model(|dm| {
+                let mut out = [0u8; MAX_MESSAGE_SIZE];
+                // Ends when the server drops its sender.
+                while let Ok(record) = record_rx.recv() {
+                    let Ok(answer) = dm.answer(&record, &mut out) else {
+                        log::error!("device model: undecodable record");
+                        break;
+                    };
+                    let message = Answer {
+                        reply: answer.reply.to_vec(),
+                        seq: answer.seq,
+                        output: answer.output,
+                    };
+                    if answer_tx.send(message).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-    })?;
+            });
+        })?;
     let mut console = Console::new(options.echo);
-    let mut link = Counted::new(ChannelLink { records: record_tx, answers: answer_rx, console: &mut console });
+    let mut link = Counted::new(ChannelLink {
+        records: record_tx,
+        answers: answer_rx,
+        console: &mut console,
+    });
     let result = drive(&mut server, &mut link, &mut report);
     report.exit_records = link.records;
     report.exit_replies = link.replies;
     drop(link);
-    device_model.join().map_err(|_| HostError::Component("the device-model thread panicked".into()))?;
+    device_model
+        .join()
+        .map_err(|_| HostError::Component("the device-model thread panicked".into()))?;
     result?;
     report.uart = console.text();
     finish_report(&server, &mut report);
