@@ -309,21 +309,24 @@ impl<'d> DeviceModel<'d> {
     /// Answers one record. A record that comes again (the same `seq`, e.g. because the
     /// reply was lost or garbled on the way) gets the same reply without touching any device
     /// again, so that no device effect happens twice.
-    pub fn handle(&mut self, record: &ExitRecord) -> ExitReply {
+    pub fn handle(&mut self, record: &ExitRecord) -> &ExitReply {
         self.stats.records += 1;
         if record.rejected.is_some() {
             self.stats.rejected += 1;
             log::warn!("record {} came back rejected: {:?}", record.seq, record.rejected);
         }
-        if let Some(last) = &self.last_reply
-            && last.seq == record.seq
-        {
+        let repeated = self
+            .last_reply
+            .as_ref()
+            .is_some_and(|last| last.seq == record.seq);
+        if repeated {
             self.stats.repeated += 1;
-            return last.clone();
+        } else {
+            let reply = self.answer(record);
+            self.last_reply = Some(reply);
         }
-        let reply = self.answer(record);
-        self.last_reply = Some(reply.clone());
-        reply
+        // Just set, or repeated: present either way.
+        self.last_reply.get_or_insert_with(|| ExitReply::new(record.seq))
     }
 
     fn answer(&mut self, record: &ExitRecord) -> ExitReply {

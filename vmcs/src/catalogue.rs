@@ -93,11 +93,11 @@ macro_rules! catalogue {
                 pub const ACCESS: FieldAccess = FieldAccess::$access;
 
                 /// The field's FULL encoding.
+                #[inline]
                 pub const fn encoding(self) -> FieldEncoding {
-                    match FieldEncoding::new(self as u32) {
-                        Some(e) => e,
-                        None => panic!("catalogue holds an invalid encoding"),
-                    }
+                    // Every encoding in the table is valid (checked at compile time by
+                    // `CATALOGUE_IS_VALID` and by the tests), so no check is repeated here.
+                    FieldEncoding::from_catalogue(self as u32)
                 }
 
                 /// The SDM's name of the field.
@@ -151,6 +151,7 @@ macro_rules! catalogue {
 
 
             /// The field's FULL encoding.
+            #[inline]
             pub const fn encoding(self) -> FieldEncoding {
                 match self { $(Field::$enum(f) => f.encoding(),)* }
             }
@@ -167,7 +168,10 @@ macro_rules! catalogue {
         }
 
         /// The catalogue: one row per field, grouped by category, in encoding order.
-        pub static FIELDS: &[FieldInfo] = &[
+        pub static FIELDS: &[FieldInfo] = &FIELD_TABLE;
+
+        /// The rows of [`FIELDS`], as a constant (for compile-time tables).
+        const FIELD_TABLE: [FieldInfo; 0 $($(+ { let _ = $enc; 1 })*)*] = [
             $($(
                 FieldInfo {
                     field: Field::$enum($enum::$variant),
@@ -185,18 +189,54 @@ macro_rules! catalogue {
     };
 }
 
+/// Where a FULL encoding's row would be in a dense table: width and type (4 bits) and the
+/// low 6 bits of the index (no field uses an index above 63).
+const fn dense_slot(raw: u32) -> usize {
+    let category = (((raw >> 13) & 3) << 2) | ((raw >> 10) & 3);
+    ((category << 6) | ((raw >> 1) & 0x3F)) as usize
+}
+
+/// Every catalogue encoding is valid, its index is below 64, the rows are sorted by
+/// encoding, and no two share a dense slot.
+const CATALOGUE_IS_VALID: bool = {
+    let mut seen = [false; 16 * 64];
+    let mut i = 0;
+    let mut ok = true;
+    while i < FIELD_TABLE.len() {
+        let raw = FIELD_TABLE[i].encoding.raw();
+        ok &= FieldEncoding::new(raw).is_some() && (raw >> 1) & 0x1FF < 64 && !seen[dense_slot(raw)];
+        ok &= i == 0 || FIELD_TABLE[i - 1].encoding.raw() < raw;
+        seen[dense_slot(raw)] = true;
+        i += 1;
+    }
+    ok
+};
+const _: () = assert!(
+    CATALOGUE_IS_VALID,
+    "the catalogue holds an invalid, unsorted or colliding encoding"
+);
+
+/// Row of [`FIELDS`] by dense slot (`u8::MAX`: no field).
+const POSITIONS: [u8; 16 * 64] = {
+    let mut table = [u8::MAX; 16 * 64];
+    let mut i = 0;
+    while i < FIELD_TABLE.len() {
+        table[dense_slot(FIELD_TABLE[i].encoding.raw())] = i as u8;
+        i += 1;
+    }
+    table
+};
+const _: () = assert!(FIELD_TABLE.len() < u8::MAX as usize);
+
 impl Field {
-    /// The field's position in [`FIELDS`] (the table is sorted by encoding).
-    pub fn position(self) -> usize {
-        let raw = self.encoding().raw();
-        // Every field has a row, so the search always succeeds; `unwrap_or_else` keeps this
-        // total without a panic path.
-        FIELDS
-            .binary_search_by_key(&raw, |row| row.encoding.raw())
-            .unwrap_or_else(|i| i)
+    /// The field's position in [`FIELDS`] (sorted by encoding): one table look-up.
+    #[inline]
+    pub const fn position(self) -> usize {
+        POSITIONS[dense_slot(self.encoding().raw())] as usize
     }
 
     /// The row of [`FIELDS`] that describes this field.
+    #[inline]
     pub fn info(self) -> &'static FieldInfo {
         &FIELDS[self.position()]
     }
@@ -482,6 +522,13 @@ mod tests {
             );
             assert_eq!(Field::from_encoding(row.encoding.raw()), Some(row.field));
             assert_eq!(row.field.info(), row);
+        }
+    }
+
+    #[test]
+    fn positions_index_the_table() {
+        for (i, row) in FIELDS.iter().enumerate() {
+            assert_eq!(row.field.position(), i);
         }
     }
 

@@ -153,6 +153,11 @@ impl FieldEncoding {
         Some(encoding)
     }
 
+    /// Wraps an encoding from the catalogue, which is checked at compile time.
+    pub(crate) const fn from_catalogue(raw: u32) -> Self {
+        Self(raw)
+    }
+
     /// Builds the FULL encoding from its parts. `index` is truncated to 9 bits.
     pub const fn from_parts(width: FieldWidth, field_type: FieldType, index: u16) -> Self {
         Self((width.bits() << 13) | (field_type.bits() << 10) | (((index as u32) & 0x1FF) << 1))

@@ -84,17 +84,20 @@ impl SoftVmcs {
 
     /// Sets a field as the processor would on a VM exit, bypassing VMWRITE's read-only
     /// check (for tests and models that play the processor's part). Truncates to the width.
+    #[inline]
     pub fn set(&mut self, field: impl Into<Field>, value: u64) {
         let field = field.into();
         self.values[field.position()] = value & field.width().mask();
     }
 
     /// The stored value of a field, regardless of support.
+    #[inline]
     pub fn get(&self, field: impl Into<Field>) -> u64 {
         self.values[field.into().position()]
     }
 
     /// Checks an encoding as VMREAD/VMWRITE do; returns the field and the half addressed.
+    #[inline]
     fn resolve(&self, raw: u32) -> Result<(Field, AccessType), VmcsError> {
         const UNSUPPORTED: VmcsError = VmcsError::VmFailValid(VmInstructionError::UnsupportedComponent);
         let encoding = FieldEncoding::new(raw).ok_or(UNSUPPORTED)?;

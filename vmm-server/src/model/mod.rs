@@ -176,8 +176,9 @@ impl<'s> ModelVcpu<'s> {
         let Some((index, exit_rip)) = self.handling.take() else {
             return;
         };
-        let Some(step) = self.steps.get(index) else { return };
-        for expectation in step.expect.clone() {
+        let steps = self.steps;
+        let Some(step) = steps.get(index) else { return };
+        for &expectation in &step.expect {
             let (ok, actual) = match expectation {
                 Expectation::RipAdvanced => {
                     let want = exit_rip.wrapping_add(u64::from(step.exit.instruction_len));
