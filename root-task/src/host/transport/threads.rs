@@ -4,7 +4,7 @@
 //! only its ends (records in, replies and output out); the server learns the device model's
 //! badge from the channel, never from the message.
 
-use std::sync::mpsc;
+use crossbeam_channel as mpsc;
 
 use vmm_protocol::MAX_MESSAGE_SIZE;
 use vmm_server::server::{ExitLink, LinkError};
@@ -56,8 +56,8 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     boot(&options.script, |request| {
         local_request(&mut server, &mut report, &request)
     })?;
-    let (record_tx, record_rx) = mpsc::channel::<Vec<u8>>();
-    let (answer_tx, answer_rx) = mpsc::channel::<Answer>();
+    let (record_tx, record_rx) = mpsc::bounded::<Vec<u8>>(1);
+    let (answer_tx, answer_rx) = mpsc::bounded::<Answer>(1);
     let device_model = std::thread::Builder::new()
         .name("device-model".into())
         .spawn(move || {
