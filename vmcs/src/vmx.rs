@@ -311,10 +311,8 @@ impl VmxRoot {
         let flags = unsafe { vmptrld_raw(region.physical) };
         self.outcome(flags)?;
         // SAFETY: VMX root operation with `region` current.
-        Ok(CurrentVmcs {
-            vmx: unsafe { Vmx::new() },
-            region,
-        })
+        let vmx = unsafe { Vmx::new() };
+        Ok(CurrentVmcs { vmx, region })
     }
 }
 
