@@ -90,7 +90,7 @@ impl core::error::Error for EptError {}
 
 /// Builds an EPT pointer for the table at `table` (physical), checking every choice against
 /// `caps` (IA32_VMX_EPT_VPID_CAP, decoded) and the physical-address width `maxphyaddr`
-/// (CPUID.80000008H:EAX[7:0]).
+/// (CPUID.80000008H:EAX bits 7:0).
 ///
 /// # Errors
 /// See [`EptError`].

@@ -206,7 +206,7 @@ impl VmcsRegion {
     /// A region at `physical`.
     ///
     /// # Safety
-    /// `physical` is 4-KiB aligned, at least IA32_VMX_BASIC[44:32] bytes long, owned by the
+    /// `physical` is 4-KiB aligned, at least IA32_VMX_BASIC bits 44:32 bytes long, owned by the
     /// caller for the region's lifetime, and starts with the revision identifier.
     pub const unsafe fn new(physical: u64) -> Self {
         Self { physical }

@@ -38,11 +38,25 @@ const TIERS: &[Step] = &[
         ],
     },
     Step {
+        name: "component crates build without std",
+        cargo_args: &[
+            "build",
+            "--manifest-path",
+            "no-std-check/Cargo.toml",
+            "--target-dir",
+            "target/no-std-check",
+        ],
+    },
+    Step {
         name: "unit, property and message-level tests",
         cargo_args: &["test", "--workspace"],
     },
     Step {
-        name: "doc tests and docs build",
+        name: "vmx backend doc tests (type-level VMCS rules)",
+        cargo_args: &["test", "-p", "vmcs", "--features", "vmx", "--doc"],
+    },
+    Step {
+        name: "docs build (warnings are errors)",
         cargo_args: &["doc", "--workspace", "--no-deps"],
     },
 ];
