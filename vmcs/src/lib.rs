@@ -12,6 +12,7 @@
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions.
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
+//! - [`support`]: which fields a processor has, from its capability MSRs.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
 //! no. 325462-085 (2024) ("SDM"), whose VMX chapters are Vol. 3C Chapters 24–33 and
@@ -45,6 +46,7 @@ mod halves;
 pub mod ia32e;
 pub mod inject;
 pub mod soft;
+pub mod support;
 #[cfg(all(feature = "vmx", any(target_arch = "x86_64", target_arch = "x86")))]
 pub mod vmx;
 
@@ -71,3 +73,4 @@ pub use inject::{
     InjectionError, Interruptibility, NmiBlockingFixup,
 };
 pub use soft::{SoftProfile, SoftVmcs};
+pub use support::{FieldRequirement, FieldSet};

@@ -56,6 +56,8 @@ pub enum FieldOutcome {
 }
 
 /// A request from the host.
+// The stub has no allocator to box the batch; one message at a time lives on its stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// RDMSR of this MSR (a missing MSR raises #GP, reported as [`Response::Fault`]).
@@ -106,6 +108,7 @@ pub struct Fault {
 }
 
 /// A reply from the stub.
+#[allow(clippy::large_enum_variant)] // as for `Request`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// The stub is ready (unsolicited, once).
@@ -147,7 +150,9 @@ mod tests {
     use super::*;
     use vmcs::VmInstructionError;
 
-    fn round_trip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + core::fmt::Debug>(message: T) -> usize {
+    fn round_trip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + core::fmt::Debug>(
+        message: T,
+    ) -> usize {
         let mut buf = [0u8; MAX_FRAME];
         let frame = encode(&message, &mut buf).expect("fits");
         let len = frame.len();
@@ -162,10 +167,22 @@ mod tests {
     fn every_message_kind_round_trips() {
         round_trip(Request::ReadMsr(0x480));
         round_trip(Request::Vmclear(Region::Physical(0x1234)));
-        round_trip(Request::SetRegionHeader { region: 1, header: 0x8000_002B });
-        round_trip(Response::Booted(Booted { version: PROTOCOL_VERSION, vmcs_regions: 4 }));
-        round_trip(Response::Failed(VmcsError::VmFailValid(VmInstructionError::UnsupportedComponent)));
-        round_trip(Response::Fault(Fault { vector: 13, error_code: 0, rip: 0x10_0000 }));
+        round_trip(Request::SetRegionHeader {
+            region: 1,
+            header: 0x8000_002B,
+        });
+        round_trip(Response::Booted(Booted {
+            version: PROTOCOL_VERSION,
+            vmcs_regions: 4,
+        }));
+        round_trip(Response::Failed(VmcsError::VmFailValid(
+            VmInstructionError::UnsupportedComponent,
+        )));
+        round_trip(Response::Fault(Fault {
+            vector: 13,
+            error_code: 0,
+            rip: 0x10_0000,
+        }));
     }
 
     #[test]

@@ -186,7 +186,10 @@ pub fn guarded<R, F: FnOnce() -> R>(f: F) -> Result<R, Fault> {
             call.result = Some(f());
         }
     }
-    let mut call = Call { f: Some(f), result: None };
+    let mut call = Call {
+        f: Some(f),
+        result: None,
+    };
     // SAFETY: `oracle_guarded` calls the trampoline with the context; on a fault it returns
     // through the saved stack pointer, skipping frames that own nothing to drop.
     let faulted = unsafe { oracle_guarded(trampoline::<F, R>, (&raw mut call).cast()) };

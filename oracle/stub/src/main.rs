@@ -164,7 +164,12 @@ mod mem {
     pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         for i in 0..n {
             // SAFETY: the caller passes valid ranges of n bytes.
-            let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+            let (x, y) = unsafe {
+                (
+                    core::ptr::read_volatile(a.add(i)),
+                    core::ptr::read_volatile(b.add(i)),
+                )
+            };
             if x != y {
                 return i32::from(x) - i32::from(y);
             }

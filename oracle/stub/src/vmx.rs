@@ -30,7 +30,9 @@ struct Regions(UnsafeCell<[Page; 1 + VMCS_REGIONS as usize]>);
 unsafe impl Sync for Regions {}
 
 /// Region 0 is the VMXON region; 1.. are VMCS regions.
-static REGIONS: Regions = Regions(UnsafeCell::new([const { Page([0; 4096]) }; 1 + VMCS_REGIONS as usize]));
+static REGIONS: Regions = Regions(UnsafeCell::new(
+    [const { Page([0; 4096]) }; 1 + VMCS_REGIONS as usize],
+));
 
 fn region_address(index: usize) -> u64 {
     // Identity-mapped: the linear address is the physical address.
@@ -58,7 +60,9 @@ pub fn address_of(region: Region) -> Option<u64> {
 pub fn rdmsr(msr: u32) -> u64 {
     let (low, high): (u32, u32);
     // SAFETY: RDMSR reads a register; a missing MSR raises #GP, which the guarded call reports.
-    unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack)) }
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack))
+    }
     (u64::from(high) << 32) | u64::from(low)
 }
 
