@@ -53,7 +53,7 @@ impl Default for Options {
             models: MODELS.iter().map(|m| m.to_string()).collect(),
             save_caps: false,
             seed: 0x05EE_D0F0_AC1E,
-            random_ops: 3000,
+            random_ops: 20_000,
             control_requests: 2000,
         }
     }
