@@ -45,6 +45,8 @@ pub struct Options {
     pub random_ops: usize,
     /// Random `set_control` requests per model.
     pub control_requests: usize,
+    /// VM entries with `set_control` results per model.
+    pub entries: usize,
 }
 
 impl Default for Options {
@@ -55,12 +57,13 @@ impl Default for Options {
             seed: 0x05EE_D0F0_AC1E,
             random_ops: 20_000,
             control_requests: 2000,
+            entries: 300,
         }
     }
 }
 
 impl Options {
-    /// Parses `[--save-caps] [--seed N] [--ops N] [--controls N] [MODEL...]`.
+    /// Parses `[--save-caps] [--seed N] [--ops N] [--controls N] [--entries N] [MODEL...]`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut options = Self::default();
         let mut models = Vec::new();
@@ -79,6 +82,7 @@ impl Options {
                 "--seed" => options.seed = number(args.next(), "--seed")?,
                 "--ops" => options.random_ops = number(args.next(), "--ops")? as usize,
                 "--controls" => options.control_requests = number(args.next(), "--controls")? as usize,
+                "--entries" => options.entries = number(args.next(), "--entries")? as usize,
                 flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
                 model => models.push(model.to_string()),
             }
@@ -178,6 +182,8 @@ fn check_model(
     let ops = diff::plan_field_ops(&mut rng, options.random_ops);
     diff::field_differential(&mut session, &caps, &ops, &mut tally).map_err(|e| format!("{model}: {e}"))?;
     diff::control_checks(&caps, &mut rng, options.control_requests, &mut tally);
+    diff::entry_checks(&mut session, &caps, &mut rng, options.entries, &mut tally)
+        .map_err(|e| format!("{model}: {e}"))?;
     let requests = session.requests;
     session.finish()?;
     Ok(ModelReport {
@@ -236,14 +242,15 @@ pub fn run(options: &Options) -> Result<String, String> {
         match result {
             Ok(report) => {
                 let t = &report.tally;
-                total_ops += t.field_ops + t.instruction_checks + t.control_requests;
+                total_ops += t.field_ops + t.instruction_checks + t.control_requests + t.entries;
                 eprintln!(
-                    "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} requests, \
-                     {:>5.1} s: {} disagreements; {}",
+                    "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} VM entries, \
+                     {:>4} requests, {:>5.1} s: {} disagreements; {}",
                     report.model,
                     t.field_ops,
                     t.instruction_checks,
                     t.control_requests,
+                    t.entries,
                     report.requests,
                     report.seconds,
                     t.disagreements.len(),
@@ -285,7 +292,7 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
         Ok(options) => options,
         Err(e) => {
             eprintln!(
-                "xtask: oracle: {e}\nusage: cargo xtask oracle [--save-caps] [--seed N] [--ops N] [--controls N] [MODEL...]"
+                "xtask: oracle: {e}\nusage: cargo xtask oracle [--save-caps] [--seed N] [--ops N] [--controls N] [--entries N] [MODEL...]"
             );
             return std::process::ExitCode::from(2);
         }

@@ -22,7 +22,7 @@ pub const MAX_FRAME: usize = 1024;
 pub const BOCHS_SHUTDOWN_PORT: u16 = 0x8900;
 
 /// Version of this protocol; [`Response::Booted`] carries it.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a VMCLEAR or VMPTRLD operand points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,9 @@ pub enum Request {
     Vmptrst,
     /// A batch of VMREAD/VMWRITE, executed in order; execution goes on after a failure.
     Fields(Vec<FieldOp, MAX_FIELD_OPS>),
+    /// VMLAUNCH of the current VMCS. The stub has no VM-exit path: the host must make the
+    /// entry fail (e.g. with an invalid host state) and learns which check failed first.
+    Launch,
     /// Write `Shutdown` to the Bochs shutdown port; no response.
     Shutdown,
 }

@@ -67,6 +67,10 @@ fn serve(request: &Request) -> Response {
         Request::Vmptrld(region) => vmx::pointer_instruction(*region, true),
         Request::Vmptrst => Response::Pointer(vmx::vmptrst()),
         Request::Fields(ops) => vmx::fields(ops),
+        Request::Launch => match vmx::launch() {
+            Ok(()) => Response::Done,
+            Err(e) => Response::Failed(e),
+        },
         Request::Shutdown => Response::Done,
     }
 }

@@ -183,6 +183,19 @@ pub fn pointer_instruction(region: Region, load: bool) -> Response {
     }
 }
 
+/// VMLAUNCH, for a VMCS whose entry fails: on failure the processor continues after the
+/// instruction with RFLAGS reporting the outcome (SDM Vol. 3C, Section 31.3, VMLAUNCH).
+pub fn launch() -> Result<(), VmcsError> {
+    let (carry, zero): (u8, u8);
+    // SAFETY: the host asks only for entries that fail (no VM-exit path exists here), which
+    // leave all state as it was; #UD outside VMX operation is reported by the guarded call.
+    unsafe {
+        core::arch::asm!("vmlaunch", "setc {c}", "setz {z}", c = out(reg_byte) carry, z = out(reg_byte) zero,
+            options(nostack))
+    }
+    outcome(carry, zero)
+}
+
 /// VMPTRST.
 pub fn vmptrst() -> u64 {
     let mut pointer = 0u64;

@@ -25,6 +25,9 @@ pub struct Tally {
     pub field_ops: usize,
     /// `set_control` requests checked against the model's MSRs.
     pub control_requests: usize,
+    /// VM entries attempted with controls from `set_control` (each must pass the control
+    /// checks).
+    pub entries: usize,
     /// Every disagreement, described.
     pub disagreements: Vec<String>,
 }
@@ -311,6 +314,187 @@ fn control_problem(
         (Err(e), Ok(_)) => Some(format!("refused ({e}) although the MSRs allow it")),
         (Err(_), Err(_)) => None,
     }
+}
+
+use ControlKind::{Entry, Exit, Pin, Primary, Secondary};
+
+/// One bit of one control word.
+type ControlBit = (ControlKind, u32);
+
+/// Controls that require another control to be 1 (SDM Vol. 3C, Section 27.2.1.1 for the
+/// VM-execution controls, 27.2.1.2 for the VM-exit controls): `set_control` decides one word
+/// from its MSR and cannot know them, so the entry trials request the prerequisite too.
+const REQUIRES: &[(ControlBit, ControlBit)] = &[
+    ((Pin, 5), (Pin, 3)),              // virtual NMIs -> NMI exiting
+    ((Primary, 22), (Pin, 5)),         // NMI-window exiting -> virtual NMIs
+    ((Pin, 7), (Secondary, 9)),        // process posted interrupts -> virtual-interrupt delivery
+    ((Pin, 7), (Exit, 15)),            // ... and acknowledge interrupt on exit
+    ((Secondary, 4), (Primary, 21)),   // virtualize x2APIC mode -> use TPR shadow
+    ((Secondary, 8), (Primary, 21)),   // APIC-register virtualization -> use TPR shadow
+    ((Secondary, 9), (Primary, 21)),   // virtual-interrupt delivery -> use TPR shadow
+    ((Secondary, 9), (Pin, 0)),        // ... and external-interrupt exiting
+    ((Secondary, 7), (Secondary, 1)),  // unrestricted guest -> enable EPT
+    ((Secondary, 17), (Secondary, 1)), // enable PML -> enable EPT
+    ((Secondary, 22), (Secondary, 1)), // mode-based execute control -> enable EPT
+    ((Secondary, 23), (Secondary, 1)), // sub-page write permissions -> enable EPT
+    ((Exit, 22), (Pin, 6)),            // save VMX-preemption timer -> activate the timer
+];
+
+/// Controls that must stay 0 here: "virtualize x2APIC mode" excludes "virtualize APIC
+/// accesses" (27.2.1.1), and "entry to SMM" / "deactivate dual-monitor treatment" are for
+/// entries from SMM only (27.2.1.3).
+const NEVER: &[ControlBit] = &[(Secondary, 4), (Entry, 10), (Entry, 11)];
+
+/// The five control words an entry trial sets, in VMCS write order.
+const ENTRY_WORDS: [ControlKind; 5] = [Pin, Primary, Secondary, Exit, Entry];
+
+fn word_index(kind: ControlKind) -> usize {
+    ENTRY_WORDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+/// Random set/clear requests for the five words, closed under [`REQUIRES`] and [`NEVER`].
+fn entry_requests(caps: &VmxCapabilities, rng: &mut Rng) -> [(u64, u64); 5] {
+    let mut requests = [(0u64, 0u64); 5];
+    for (i, kind) in ENTRY_WORDS.iter().enumerate() {
+        let defined = kind.defined_bits();
+        let allowed = caps.allowed(*kind).map(|a| a.may_be_one).unwrap_or(0);
+        // Mostly bits the model allows, so that most trials reach VMLAUNCH.
+        let candidates = if rng.chance(90) {
+            defined & allowed
+        } else {
+            defined
+        };
+        let set = candidates & rng.next_u64() & rng.next_u64();
+        let must = caps.allowed(*kind).map(|a| a.must_be_one).unwrap_or(0);
+        let clear = defined & !set & !must & rng.next_u64() & rng.next_u64();
+        requests[i] = (set, clear);
+    }
+    // Secondary controls take effect only with primary bit 31; no tertiary controls here.
+    if caps.allows_one(Primary, 31) {
+        requests[word_index(Primary)].0 |= 1 << 31;
+    }
+    requests[word_index(Primary)].0 &= !(1 << 17);
+    requests[word_index(Primary)].1 |= 1 << 17;
+    for _ in 0..REQUIRES.len() {
+        for &((kind, bit), (needed_kind, needed_bit)) in REQUIRES {
+            if requests[word_index(kind)].0 & (1 << bit) != 0 {
+                let needed = &mut requests[word_index(needed_kind)];
+                needed.0 |= 1 << needed_bit;
+                needed.1 &= !(1 << needed_bit);
+            }
+        }
+    }
+    for &(kind, bit) in NEVER {
+        let request = &mut requests[word_index(kind)];
+        request.0 &= !(1 << bit);
+        request.1 |= 1 << bit;
+    }
+    for request in &mut requests {
+        request.1 &= !request.0;
+    }
+    // A prerequisite that NEVER removed drags its dependants out too.
+    for _ in 0..REQUIRES.len() {
+        for &((kind, bit), (needed_kind, needed_bit)) in REQUIRES {
+            if requests[word_index(needed_kind)].0 & (1 << needed_bit) == 0 {
+                let request = &mut requests[word_index(kind)];
+                request.0 &= !(1 << bit);
+                request.1 |= 1 << bit;
+            }
+        }
+    }
+    requests
+}
+
+/// VM entries with controls computed by `set_control` from random requests: every entry must
+/// get past the checks on the VMX controls (SDM Vol. 3C, Section 27.2.1). The host state is
+/// invalid on purpose (host CR0 = 0 violates IA32_VMX_CR0_FIXED0, Section 27.2.2), so an entry
+/// whose controls pass fails with VM-instruction error 8 and never runs a guest; error 7 means
+/// our controls failed. Uses VMCS region 3.
+pub fn entry_checks(
+    oracle: &mut impl Oracle,
+    caps: &VmxCapabilities,
+    rng: &mut Rng,
+    trials: usize,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    for request in [
+        Request::Vmclear(Region::Vmcs(3)),
+        Request::Vmptrld(Region::Vmcs(3)),
+    ] {
+        match oracle.call(&request)? {
+            Response::Done => {}
+            other => return Err(format!("{request:?}: {other:?}")),
+        }
+    }
+    // Fields that other controls' checks read: a non-zero VPID, a valid EPTP (write-back if
+    // supported, else uncached; 4-level walk), a non-zero TSC multiplier; zero everywhere
+    // else is valid (aligned addresses, no MSR loads, no event injection).
+    let ept_type = match caps.ept_vpid() {
+        Some(ept) if ept.memory_type_wb => 6,
+        _ => 0,
+    };
+    let mut setup = Vec::new();
+    for (field, value) in [
+        (vmcs::VmcsControl16::Vpid as u32, 1),
+        (vmcs::VmcsControl64::EptPointer as u32, ept_type | (3 << 3)),
+        (vmcs::VmcsControl64::TscMultiplier as u32, 1),
+        (vmcs::VmcsHostNW::Cr0 as u32, 0),
+    ] {
+        if vmcs::Field::from_encoding(field).is_some_and(|f| caps.supports_field(f)) {
+            setup.push(FieldOp::Write(field, value));
+        }
+    }
+    expect_written(oracle, &setup)?;
+    for _ in 0..trials {
+        let requests = entry_requests(caps, rng);
+        let mut values = [0u64; 5];
+        let mut refused = false;
+        for (i, &kind) in ENTRY_WORDS.iter().enumerate() {
+            let (set, clear) = requests[i];
+            tally.control_requests += 1;
+            let result = set_control(caps, kind, None, set, clear);
+            if let Some(problem) = control_problem(caps, kind, set, clear, result) {
+                tally.disagree(format!(
+                    "set_control({kind:?}, set {set:#x}, clear {clear:#x}) = {result:x?}: {problem}"
+                ));
+            }
+            match result {
+                Ok(value) => values[i] = value,
+                Err(_) => refused = true,
+            }
+        }
+        if refused {
+            continue;
+        }
+        let writes: Vec<FieldOp> = ENTRY_WORDS
+            .iter()
+            .zip(values)
+            .filter(|(kind, _)| caps.supports_field(kind.vmcs_field()))
+            .map(|(kind, value)| FieldOp::Write(kind.vmcs_field().encoding().raw(), value))
+            .collect();
+        expect_written(oracle, &writes)?;
+        tally.entries += 1;
+        let host_state = fail_valid(VmInstructionError::EntryInvalidHostState);
+        match oracle.call(&Request::Launch)? {
+            got if got == host_state => {}
+            got => tally.disagree(format!(
+                "VMLAUNCH with pin {:#x}, primary {:#x}, secondary {:#x}, exit {:#x}, entry {:#x} (from set_control): \
+                 expected to pass the control checks and fail on the host state, got {got:?}",
+                values[0], values[1], values[2], values[3], values[4]
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn expect_written(oracle: &mut impl Oracle, ops: &[FieldOp]) -> Result<(), String> {
+    for batch in ops.chunks(MAX_FIELD_OPS) {
+        match oracle.call(&Request::Fields(batch.iter().copied().collect()))? {
+            Response::Fields(outcomes) if outcomes.iter().all(|o| *o == FieldOutcome::Written) => {}
+            other => return Err(format!("VMWRITE {batch:x?}: {other:?}")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
