@@ -13,6 +13,7 @@
 mod bochs;
 mod caps_file;
 mod diff;
+mod exits;
 mod rng;
 
 use std::path::{Path, PathBuf};
@@ -184,6 +185,7 @@ fn check_model(
     diff::control_checks(&caps, &mut rng, options.control_requests, &mut tally);
     diff::entry_checks(&mut session, &caps, &mut rng, options.entries, &mut tally)
         .map_err(|e| format!("{model}: {e}"))?;
+    exits::exit_checks(&mut session, &caps, &mut tally).map_err(|e| format!("{model}: {e}"))?;
     let requests = session.requests;
     session.finish()?;
     Ok(ModelReport {
@@ -242,15 +244,16 @@ pub fn run(options: &Options) -> Result<String, String> {
         match result {
             Ok(report) => {
                 let t = &report.tally;
-                total_ops += t.field_ops + t.instruction_checks + t.control_requests + t.entries;
+                total_ops += t.field_ops + t.instruction_checks + t.control_requests + t.entries + t.exits;
                 eprintln!(
                     "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} VM entries, \
-                     {:>4} requests, {:>5.1} s: {} disagreements; {}",
+                     {:>3} exits, {:>4} requests, {:>5.1} s: {} disagreements; {}",
                     report.model,
                     t.field_ops,
                     t.instruction_checks,
                     t.control_requests,
                     t.entries,
+                    t.exits,
                     report.requests,
                     report.seconds,
                     t.disagreements.len(),

@@ -15,6 +15,18 @@ use vmcs::VmcsError;
 /// Field operations per [`Request::Fields`] batch (bounds both frames).
 pub const MAX_FIELD_OPS: usize = 32;
 
+/// Bytes per [`Request::WriteMemory`].
+pub const MAX_MEMORY_WRITE: usize = 128;
+
+/// Guest memory the host may write: 2 MiB to 16 MiB (the stub lives below 2 MiB).
+pub const GUEST_MEMORY: core::ops::Range<u64> = 0x20_0000..0x100_0000;
+
+/// General-purpose registers in encoding order: RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
+/// R8–R15 (SDM Vol. 2A, Table 2-2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C)]
+pub struct GuestRegisters(pub [u64; 16]);
+
 /// Largest encoded frame either side sends, including COBS overhead and the 0x00 end.
 pub const MAX_FRAME: usize = 1024;
 
@@ -22,7 +34,7 @@ pub const MAX_FRAME: usize = 1024;
 pub const BOCHS_SHUTDOWN_PORT: u16 = 0x8900;
 
 /// Version of this protocol; [`Response::Booted`] carries it.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What a VMCLEAR or VMPTRLD operand points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,9 +95,33 @@ pub enum Request {
     Vmptrst,
     /// A batch of VMREAD/VMWRITE, executed in order; execution goes on after a failure.
     Fields(Vec<FieldOp, MAX_FIELD_OPS>),
-    /// VMLAUNCH of the current VMCS. The stub has no VM-exit path: the host must make the
-    /// entry fail (e.g. with an invalid host state) and learns which check failed first.
+    /// VMLAUNCH of the current VMCS, for entries meant to fail: the host state is left as the
+    /// host wrote it, so the host learns which check failed first.
     Launch,
+    /// Write the stub's own host state into the current VMCS (so that a VM exit returns to
+    /// the stub) and a 64-bit guest that shares the stub's page tables, GDT and IDT, with
+    /// this RIP and RSP. Controls and the exception bitmap are the host's to write.
+    GuestPreset {
+        /// Guest RIP.
+        rip: u64,
+        /// Guest RSP.
+        rsp: u64,
+    },
+    /// Copy bytes into guest memory (identity-mapped; only inside [`GUEST_MEMORY`]).
+    WriteMemory {
+        /// Physical (= linear) address.
+        address: u64,
+        /// The bytes.
+        bytes: Vec<u8, MAX_MEMORY_WRITE>,
+    },
+    /// VMLAUNCH (`launch`) or VMRESUME with these guest registers; answered by
+    /// [`Response::Exited`] after the VM exit, or [`Response::Failed`].
+    Enter {
+        /// VMLAUNCH rather than VMRESUME.
+        launch: bool,
+        /// General-purpose registers (RSP is the VMCS's guest RSP, not this one).
+        registers: GuestRegisters,
+    },
     /// Write `Shutdown` to the Bochs shutdown port; no response.
     Shutdown,
 }
@@ -128,7 +164,9 @@ pub enum Response {
     Fields(Vec<FieldOutcome, MAX_FIELD_OPS>),
     /// The request raised an exception and was abandoned.
     Fault(Fault),
-    /// The request frame could not be decoded.
+    /// The guest exited (the host reads the exit fields); its registers at the exit.
+    Exited(GuestRegisters),
+    /// The request frame could not be decoded, or named something out of range.
     BadRequest,
 }
 

@@ -8,6 +8,7 @@
 
 mod boot;
 mod fault;
+mod gdt;
 mod port;
 mod serial;
 mod vmx;
@@ -71,6 +72,24 @@ fn serve(request: &Request) -> Response {
             Ok(()) => Response::Done,
             Err(e) => Response::Failed(e),
         },
+        Request::GuestPreset { rip, rsp } => match vmx::guest_preset(*rip, *rsp) {
+            Ok(()) => Response::Done,
+            Err(e) => Response::Failed(e),
+        },
+        Request::WriteMemory { address, bytes } => {
+            if vmx::write_memory(*address, bytes) {
+                Response::Done
+            } else {
+                Response::BadRequest
+            }
+        }
+        Request::Enter { launch, registers } => {
+            let mut registers = *registers;
+            match vmx::enter(*launch, &mut registers) {
+                Ok(()) => Response::Exited(registers),
+                Err(e) => Response::Failed(e),
+            }
+        }
         Request::Shutdown => Response::Done,
     }
 }
@@ -78,6 +97,7 @@ fn serve(request: &Request) -> Response {
 #[unsafe(no_mangle)]
 extern "C" fn oracle_main() -> ! {
     fault::init();
+    gdt::init();
     serial::init();
     port::debug("oracle-stub: up\n");
     send(&Response::Booted(Booted {

@@ -3,12 +3,17 @@
 
 use core::cell::UnsafeCell;
 
-use oracle_proto::{FieldOp, FieldOutcome, MAX_FIELD_OPS, Region, Response};
+use oracle_proto::{FieldOp, FieldOutcome, GUEST_MEMORY, GuestRegisters, MAX_FIELD_OPS, Region, Response};
 use vmcs::vmx::Vmx;
-use vmcs::{VmInstructionError, VmcsAccess, VmcsError};
+use vmcs::{
+    VmInstructionError, VmcsAccess, VmcsError, VmcsGuest16, VmcsGuest32, VmcsGuest64, VmcsGuestNW,
+    VmcsHost16, VmcsHost32, VmcsHostNW,
+};
+
+use crate::gdt;
 
 /// How many VMCS regions the stub owns.
-pub const VMCS_REGIONS: u8 = 4;
+pub const VMCS_REGIONS: u8 = 5;
 
 const IA32_FEATURE_CONTROL: u32 = 0x3A;
 const IA32_VMX_BASIC: u32 = 0x480;
@@ -224,4 +229,248 @@ pub fn fields(ops: &[FieldOp]) -> Response {
         let _ = outcomes.push(outcome);
     }
     Response::Fields(outcomes)
+}
+
+// u64 oracle_enter(u64 launch, GuestRegisters *registers): 0 after a VM exit (the guest's
+// registers stored back), else 0x1000 | (RFLAGS & (CF | ZF)) after a failed VMLAUNCH/VMRESUME.
+// The host RSP field is set here, to the stack that holds the callee-saved registers and the
+// register block's address; the host RIP field (the preset) points at oracle_vm_exit.
+core::arch::global_asm!(
+    r#"
+    .text
+    .globl oracle_enter
+oracle_enter:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    pushq %rsi
+    movq $0x6C14, %rax
+    vmwrite %rsp, %rax
+    testq %rdi, %rdi
+    movq 0(%rsi), %rax
+    movq 8(%rsi), %rcx
+    movq 16(%rsi), %rdx
+    movq 24(%rsi), %rbx
+    movq 40(%rsi), %rbp
+    movq 56(%rsi), %rdi
+    movq 64(%rsi), %r8
+    movq 72(%rsi), %r9
+    movq 80(%rsi), %r10
+    movq 88(%rsi), %r11
+    movq 96(%rsi), %r12
+    movq 104(%rsi), %r13
+    movq 112(%rsi), %r14
+    movq 120(%rsi), %r15
+    movq 48(%rsi), %rsi
+    jz 1f
+    vmlaunch
+    jmp 2f
+1:
+    vmresume
+2:
+    pushfq
+    popq %rdx
+    popq %rsi
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    movq %rdx, %rax
+    andq $0x41, %rax
+    orq $0x1000, %rax
+    ret
+
+    .globl oracle_vm_exit
+oracle_vm_exit:
+    pushq %rax
+    movq 8(%rsp), %rax
+    movq %rcx, 8(%rax)
+    movq %rdx, 16(%rax)
+    movq %rbx, 24(%rax)
+    movq %rbp, 40(%rax)
+    movq %rsi, 48(%rax)
+    movq %rdi, 56(%rax)
+    movq %r8, 64(%rax)
+    movq %r9, 72(%rax)
+    movq %r10, 80(%rax)
+    movq %r11, 88(%rax)
+    movq %r12, 96(%rax)
+    movq %r13, 104(%rax)
+    movq %r14, 112(%rax)
+    movq %r15, 120(%rax)
+    popq %rcx
+    movq %rcx, 0(%rax)
+    popq %rsi
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    xorl %eax, %eax
+    ret
+"#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn oracle_enter(launch: u64, registers: *mut GuestRegisters) -> u64;
+    fn oracle_vm_exit();
+}
+
+/// VMLAUNCH or VMRESUME with `registers`; after the VM exit they hold the guest's.
+pub fn enter(launch: bool, registers: &mut GuestRegisters) -> Result<(), VmcsError> {
+    // SAFETY: the preset made the host state return to `oracle_vm_exit` on this stack
+    // (host RSP is set by `oracle_enter` itself); the guest runs code the host placed in
+    // guest memory. A failed entry returns with the flags.
+    let result = unsafe { oracle_enter(u64::from(launch), registers) };
+    if result == 0 {
+        Ok(())
+    } else {
+        outcome(u8::from(result & 1 != 0), u8::from(result & 0x40 != 0))
+    }
+}
+
+/// SGDT (`interrupts` false) or SIDT: the table's base and limit.
+fn descriptor_table(interrupts: bool) -> (u64, u16) {
+    let mut pointer = crate::fault::DescriptorPointer { limit: 0, base: 0 };
+    // SAFETY: SGDT/SIDT store 10 bytes into `pointer`.
+    unsafe {
+        if interrupts {
+            core::arch::asm!("sidt [{}]", in(reg) &mut pointer, options(nostack));
+        } else {
+            core::arch::asm!("sgdt [{}]", in(reg) &mut pointer, options(nostack));
+        }
+    }
+    (pointer.base, pointer.limit)
+}
+
+fn read_cr3() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR3 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) value, options(nomem, nostack)) }
+    value
+}
+
+/// The stub's host state, and a 64-bit guest sharing its paging and descriptor tables (the
+/// guest-state checks of SDM Vol. 3C, Section 27.3.1: flat segments, CS.L = 1, a busy TSS,
+/// LDTR unusable, VMCS link pointer all ones).
+pub fn guest_preset(rip: u64, rsp: u64) -> Result<(), VmcsError> {
+    // SAFETY: a VMX instruction failure is an outcome; #UD outside VMX operation is reported.
+    let v = &mut unsafe { Vmx::new() };
+    let (cr0, cr3, cr4) = (read_cr0(), read_cr3(), read_cr4());
+    let (gdt_base, gdt_limit) = descriptor_table(false);
+    let (idt_base, idt_limit) = descriptor_table(true);
+    let tss = gdt::tss_base();
+    VmcsHostNW::Cr0.write(v, cr0)?;
+    VmcsHostNW::Cr3.write(v, cr3)?;
+    VmcsHostNW::Cr4.write(v, cr4)?;
+    VmcsHost16::CsSelector.write(v, gdt::CODE64)?;
+    for selector in [
+        VmcsHost16::SsSelector,
+        VmcsHost16::DsSelector,
+        VmcsHost16::EsSelector,
+    ] {
+        selector.write(v, gdt::DATA)?;
+    }
+    VmcsHost16::FsSelector.write(v, 0)?;
+    VmcsHost16::GsSelector.write(v, 0)?;
+    VmcsHost16::TrSelector.write(v, gdt::TSS)?;
+    VmcsHostNW::FsBase.write(v, 0)?;
+    VmcsHostNW::GsBase.write(v, 0)?;
+    VmcsHostNW::TrBase.write(v, tss)?;
+    VmcsHostNW::GdtrBase.write(v, gdt_base)?;
+    VmcsHostNW::IdtrBase.write(v, idt_base)?;
+    VmcsHost32::SysenterCs.write(v, 0)?;
+    VmcsHostNW::SysenterEsp.write(v, 0)?;
+    VmcsHostNW::SysenterEip.write(v, 0)?;
+    VmcsHostNW::Rip.write(v, oracle_vm_exit as *const () as u64)?;
+
+    VmcsGuestNW::Cr0.write(v, cr0)?;
+    VmcsGuestNW::Cr3.write(v, cr3)?;
+    VmcsGuestNW::Cr4.write(v, cr4)?;
+    VmcsGuestNW::Dr7.write(v, 0x400)?;
+    VmcsGuestNW::Rip.write(v, rip)?;
+    VmcsGuestNW::Rsp.write(v, rsp)?;
+    VmcsGuestNW::Rflags.write(v, 0x2)?;
+    VmcsGuest16::CsSelector.write(v, gdt::CODE64)?;
+    VmcsGuest32::CsAccessRights.write(v, 0xA09B)?;
+    let data = [
+        (
+            VmcsGuest16::SsSelector,
+            VmcsGuest32::SsAccessRights,
+            VmcsGuest32::SsLimit,
+        ),
+        (
+            VmcsGuest16::DsSelector,
+            VmcsGuest32::DsAccessRights,
+            VmcsGuest32::DsLimit,
+        ),
+        (
+            VmcsGuest16::EsSelector,
+            VmcsGuest32::EsAccessRights,
+            VmcsGuest32::EsLimit,
+        ),
+        (
+            VmcsGuest16::FsSelector,
+            VmcsGuest32::FsAccessRights,
+            VmcsGuest32::FsLimit,
+        ),
+        (
+            VmcsGuest16::GsSelector,
+            VmcsGuest32::GsAccessRights,
+            VmcsGuest32::GsLimit,
+        ),
+    ];
+    for (selector, rights, limit) in data {
+        selector.write(v, gdt::DATA)?;
+        rights.write(v, 0xC093)?;
+        limit.write(v, 0xFFFF_FFFF)?;
+    }
+    VmcsGuest32::CsLimit.write(v, 0xFFFF_FFFF)?;
+    for base in [
+        VmcsGuestNW::CsBase,
+        VmcsGuestNW::SsBase,
+        VmcsGuestNW::DsBase,
+        VmcsGuestNW::EsBase,
+        VmcsGuestNW::FsBase,
+        VmcsGuestNW::GsBase,
+        VmcsGuestNW::LdtrBase,
+    ] {
+        base.write(v, 0)?;
+    }
+    VmcsGuest16::LdtrSelector.write(v, 0)?;
+    VmcsGuest32::LdtrAccessRights.write(v, 0x1_0000)?;
+    VmcsGuest16::TrSelector.write(v, gdt::TSS)?;
+    VmcsGuest32::TrAccessRights.write(v, 0x8B)?;
+    VmcsGuest32::TrLimit.write(v, 103)?;
+    VmcsGuestNW::TrBase.write(v, tss)?;
+    VmcsGuestNW::GdtrBase.write(v, gdt_base)?;
+    VmcsGuest32::GdtrLimit.write(v, u32::from(gdt_limit))?;
+    VmcsGuestNW::IdtrBase.write(v, idt_base)?;
+    VmcsGuest32::IdtrLimit.write(v, u32::from(idt_limit))?;
+    VmcsGuest32::InterruptibilityState.write(v, 0)?;
+    VmcsGuest32::ActivityState.write(v, 0)?;
+    VmcsGuestNW::PendingDebugExceptions.write(v, 0)?;
+    VmcsGuest64::VmcsLinkPointer.write(v, u64::MAX)?;
+    VmcsGuest64::Debugctl.write(v, 0)?;
+    Ok(())
+}
+
+/// Copies `bytes` to `address` if the range lies inside guest memory.
+pub fn write_memory(address: u64, bytes: &[u8]) -> bool {
+    let end = address.saturating_add(bytes.len() as u64);
+    if address < GUEST_MEMORY.start || end > GUEST_MEMORY.end {
+        return false;
+    }
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: inside guest memory, identity-mapped RAM the stub itself never uses.
+        unsafe { ((address + i as u64) as *mut u8).write_volatile(*b) }
+    }
+    true
 }

@@ -28,6 +28,8 @@ pub struct Tally {
     /// VM entries attempted with controls from `set_control` (each must pass the control
     /// checks).
     pub entries: usize,
+    /// Guest snippets run to a VM exit and decoded.
+    pub exits: usize,
     /// Every disagreement, described.
     pub disagreements: Vec<String>,
 }
