@@ -247,13 +247,14 @@ pub fn run(options: &Options) -> Result<String, String> {
                 total_ops += t.field_ops + t.instruction_checks + t.control_requests + t.entries + t.exits;
                 eprintln!(
                     "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} VM entries, \
-                     {:>3} exits, {:>4} requests, {:>5.1} s: {} disagreements; {}",
+                     {:>3} exits ({} skipped), {:>4} requests, {:>5.1} s: {} disagreements; {}",
                     report.model,
                     t.field_ops,
                     t.instruction_checks,
                     t.control_requests,
                     t.entries,
                     t.exits,
+                    t.skipped_exits,
                     report.requests,
                     report.seconds,
                     t.disagreements.len(),

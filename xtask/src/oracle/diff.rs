@@ -30,6 +30,8 @@ pub struct Tally {
     pub entries: usize,
     /// Guest snippets run to a VM exit and decoded.
     pub exits: usize,
+    /// Snippets skipped because the model lacks what they need (EPT).
+    pub skipped_exits: usize,
     /// Every disagreement, described.
     pub disagreements: Vec<String>,
 }

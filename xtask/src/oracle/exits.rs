@@ -5,11 +5,15 @@
 use oracle_proto::{FieldOp, FieldOutcome, GuestRegisters, Region, Request, Response};
 use vmcs::caps::{ControlKind, VmxCapabilities, set_control};
 use vmcs::exit::{
-    AddressSize, ControlRegister, CrAccessQualification, ExceptionQualification, ExitDetail, ExitReason, Gpr,
-    InsOutsInfo, IoDirection, IoQualification, IoSize, LmswOperand, MemoryInstructionInfo, MemoryOperand,
-    MovDrDirection, MovDrQualification, RegisterOrMemory, SegmentRegister, VmreadVmwriteInfo,
+    AddressSize, ControlRegister, CrAccessQualification, EptViolationQualification, ExceptionQualification,
+    ExitDetail, ExitReason, Gpr, InsOutsInfo, IoDirection, IoQualification, IoSize, LmswOperand,
+    MemoryInstructionInfo, MemoryOperand, MovDrDirection, MovDrQualification, RegisterOrMemory,
+    SegmentRegister, VmreadVmwriteInfo,
 };
-use vmcs::{InterruptionInfo, VmcsAccess, VmcsControl32, VmcsControlNW, VmcsError, VmxExitInfo};
+use vmcs::{
+    InterruptionInfo, VmcsAccess, VmcsControl32, VmcsControl64, VmcsControlNW, VmcsError, VmcsGuestNW,
+    VmxExitInfo,
+};
 
 use super::diff::{Oracle, Tally};
 
@@ -17,6 +21,71 @@ use super::diff::{Oracle, Tally};
 const CODE: u64 = 0x20_0000;
 const STACK: u64 = 0x30_0000;
 const DATA: u64 = 0x28_0000;
+
+/// EPT for the snippets that need it (SDM Vol. 3C, Section 29.3.2): 2-MiB pages mapping the
+/// first 16 MiB 1:1, write-back, read/write/execute, except a read-only page, an absent page
+/// and a page that is readable and writable but not executable.
+const EPT_TABLES: u64 = 0x40_0000;
+const EPT_READ_ONLY: u64 = 0x60_0000;
+const EPT_ABSENT: u64 = 0x80_0000;
+const EPT_NO_EXECUTE: u64 = 0xA0_0000;
+
+/// The EPT paging structures as (address, 64-bit entry) writes.
+fn ept_tables() -> Vec<(u64, u64)> {
+    const READ: u64 = 1;
+    const WRITE: u64 = 2;
+    const EXECUTE: u64 = 4;
+    // Memory type WB (6) in bits 5:3, bit 7: a 2-MiB page (Table 29-4).
+    const LARGE_WB: u64 = 6 << 3 | 1 << 7;
+    let mut entries = vec![(EPT_TABLES, (EPT_TABLES + 0x1000) | READ | WRITE | EXECUTE)];
+    entries.push((
+        EPT_TABLES + 0x1000,
+        (EPT_TABLES + 0x2000) | READ | WRITE | EXECUTE,
+    ));
+    for page in 0..8u64 {
+        let base = page << 21;
+        let access = match base {
+            EPT_READ_ONLY => READ,
+            EPT_ABSENT => continue,
+            EPT_NO_EXECUTE => READ | WRITE,
+            _ => READ | WRITE | EXECUTE,
+        };
+        entries.push((EPT_TABLES + 0x2000 + 8 * page, base | LARGE_WB | access));
+    }
+    entries
+}
+
+/// The EPTP for [`ept_tables`]: write-back, 4-level walk (Table 25-9).
+const EPTP: u64 = EPT_TABLES | 3 << 3 | 6;
+
+/// An EPT violation by a data access or fetch at a linear address the guest translated
+/// (bits 7 and 8 set), with the entry's permissions; no advanced information.
+const fn ept_violation(
+    read: bool,
+    write: bool,
+    fetch: bool,
+    (readable, writable, executable): (bool, bool, bool),
+) -> EptViolationQualification {
+    EptViolationQualification {
+        read,
+        write,
+        fetch,
+        readable,
+        writable,
+        executable,
+        user_executable: false,
+        linear_address_valid: true,
+        translation: true,
+        user_mode_linear_address: false,
+        linear_writable: false,
+        linear_execute_disable: false,
+        nmi_unblocking: false,
+        shadow_stack: false,
+        supervisor_shadow_stack: false,
+        guest_paging_verification: false,
+        asynchronous: false,
+    }
+}
 
 /// The VMCS region the snippets use.
 const REGION: u8 = 4;
@@ -76,7 +145,30 @@ struct Snippet {
     length: Option<u32>,
     /// VM-exit interruption error code, for exceptions that push one.
     error_code: Option<u32>,
+    /// Runs with EPT on (the tables of [`ept_tables`]); skipped on models without EPT.
+    needs_ept: bool,
+    /// Bits set in guest CR4 on top of the preset's (e.g. OSXSAVE for XSETBV).
+    guest_cr4_or: u64,
+    /// Guest RIP at the exit.
+    exit_rip: u64,
+    /// Guest-physical and guest-linear addresses the exit must report (EPT violations).
+    addresses: Option<(u64, u64)>,
 }
+
+const BASE: Snippet = Snippet {
+    name: "",
+    code: &[],
+    registers: &[],
+    fields: &[],
+    reason: ExitReason::Hlt,
+    detail: plain(ExitReason::Hlt),
+    length: None,
+    error_code: None,
+    needs_ept: false,
+    guest_cr4_or: 0,
+    exit_rip: CODE,
+    addresses: None,
+};
 
 const CR0_MASK: u32 = VmcsControlNW::Cr0GuestHostMask as u32;
 const CR0_SHADOW: u32 = VmcsControlNW::Cr0ReadShadow as u32;
@@ -145,6 +237,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(1),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "in ax, dx",
@@ -158,6 +251,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "in eax, dx",
@@ -171,6 +265,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(1),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "out 0x80, eax",
@@ -184,6 +279,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "in al, 0x71",
@@ -197,6 +293,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "rep outsb",
@@ -210,6 +307,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "insw",
@@ -223,6 +321,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "rep insd",
@@ -236,6 +335,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "cpuid",
@@ -246,6 +346,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Cpuid),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "hlt",
@@ -256,6 +357,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Hlt),
             length: Some(1),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "vmcall",
@@ -266,6 +368,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Vmcall),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "rdmsr",
@@ -276,6 +379,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Rdmsr),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "wrmsr",
@@ -286,6 +390,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Wrmsr),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "rdtsc",
@@ -296,6 +401,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Rdtsc),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "invd",
@@ -306,6 +412,7 @@ fn snippets() -> Vec<Snippet> {
             detail: plain(R::Invd),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "invlpg [rax]",
@@ -318,6 +425,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov cr3, rax",
@@ -331,6 +439,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov rbx, cr3",
@@ -344,6 +453,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov cr0, rax (TS owned by the host)",
@@ -357,6 +467,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov cr4, r9 (PCE owned by the host)",
@@ -370,6 +481,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(4),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov cr8, rax",
@@ -383,6 +495,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(4),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov rdx, cr8",
@@ -396,6 +509,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(4),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "clts (TS owned by the host, shadow set)",
@@ -406,6 +520,7 @@ fn snippets() -> Vec<Snippet> {
             detail: ExitDetail::CrAccess(CrAccessQualification::Clts),
             length: Some(2),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "lmsw ax",
@@ -419,6 +534,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "lmsw [rax]",
@@ -433,6 +549,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov dr7, rax",
@@ -447,6 +564,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov rsi, dr6",
@@ -461,6 +579,7 @@ fn snippets() -> Vec<Snippet> {
             }),
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "ud2",
@@ -471,6 +590,7 @@ fn snippets() -> Vec<Snippet> {
             detail: exception(0x8000_0306),
             length: None,
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "int3",
@@ -481,6 +601,7 @@ fn snippets() -> Vec<Snippet> {
             detail: exception(0x8000_0603),
             length: Some(1),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "div ecx (by zero)",
@@ -491,6 +612,7 @@ fn snippets() -> Vec<Snippet> {
             detail: exception(0x8000_0300),
             length: None,
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "mov rax, [rax] (non-canonical: #GP(0))",
@@ -501,6 +623,7 @@ fn snippets() -> Vec<Snippet> {
             detail: exception(0x8000_0B0D),
             length: None,
             error_code: Some(0),
+            ..BASE
         },
         Snippet {
             name: "mov rax, [rax] (unmapped: #PF)",
@@ -516,6 +639,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: None,
             error_code: Some(0),
+            ..BASE
         },
         Snippet {
             name: "vmptrst [rax]",
@@ -529,6 +653,7 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(3),
             error_code: None,
+            ..BASE
         },
         Snippet {
             name: "vmread rbx, rcx",
@@ -545,6 +670,48 @@ fn snippets() -> Vec<Snippet> {
             },
             length: Some(3),
             error_code: None,
+            ..BASE
+        },
+        Snippet {
+            name: "xsetbv",
+            code: &[0x0F, 0x01, 0xD1],
+            registers: &[(Gpr::Rcx, 0), (Gpr::Rax, 3), (Gpr::Rdx, 0)],
+            reason: R::Xsetbv,
+            detail: plain(R::Xsetbv),
+            length: Some(3),
+            guest_cr4_or: 1 << 18,
+            ..BASE
+        },
+        Snippet {
+            name: "mov [rax], rcx (EPT: read-only page)",
+            code: &[0x48, 0x89, 0x08],
+            registers: &[(Gpr::Rax, EPT_READ_ONLY + 0x10)],
+            reason: R::EptViolation,
+            detail: ExitDetail::EptViolation(ept_violation(false, true, false, (true, false, false))),
+            needs_ept: true,
+            addresses: Some((EPT_READ_ONLY + 0x10, EPT_READ_ONLY + 0x10)),
+            ..BASE
+        },
+        Snippet {
+            name: "mov rax, [rax] (EPT: not present)",
+            code: &[0x48, 0x8B, 0x00],
+            registers: &[(Gpr::Rax, EPT_ABSENT + 0x20)],
+            reason: R::EptViolation,
+            detail: ExitDetail::EptViolation(ept_violation(true, false, false, (false, false, false))),
+            needs_ept: true,
+            addresses: Some((EPT_ABSENT + 0x20, EPT_ABSENT + 0x20)),
+            ..BASE
+        },
+        Snippet {
+            name: "jmp rax (EPT: not executable)",
+            code: &[0xFF, 0xE0],
+            registers: &[(Gpr::Rax, EPT_NO_EXECUTE)],
+            reason: R::EptViolation,
+            detail: ExitDetail::EptViolation(ept_violation(false, false, true, (true, true, false))),
+            needs_ept: true,
+            exit_rip: EPT_NO_EXECUTE,
+            addresses: Some((EPT_NO_EXECUTE, EPT_NO_EXECUTE)),
+            ..BASE
         },
     ]
 }
@@ -578,7 +745,19 @@ pub fn exit_checks(
     // A 64-bit host after the exit; an IA-32e-mode guest (SDM Vol. 3C, Sections 25.7.1, 25.8.1).
     let exit = control(ControlKind::Exit, 1 << 9, 0)?;
     let entry = control(ControlKind::Entry, 1 << 9, 0)?;
+    let ept = caps.allows_one(ControlKind::Secondary, 1);
+    let advanced_ept_info = caps.ept_vpid().is_some_and(|e| e.advanced_ept_violation_info);
+    if ept {
+        for (address, entry) in ept_tables() {
+            let bytes = entry.to_le_bytes().into_iter().collect();
+            expect(oracle, &Request::WriteMemory { address, bytes }, &Response::Done)?;
+        }
+    }
     for snippet in snippets() {
+        if snippet.needs_ept && !ept {
+            tally.skipped_exits += 1;
+            continue;
+        }
         let mut code = snippet.code.to_vec();
         code.push(0xF4); // a guard: HLT after the instruction under test
         let mut writes = vec![
@@ -594,6 +773,15 @@ pub fn exit_checks(
                 .iter()
                 .map(|&(field, value)| FieldOp::Write(field, value)),
         );
+        if snippet.needs_ept {
+            let secondary = control(ControlKind::Secondary, 1 << 1, 0)?;
+            writes[1] = FieldOp::Write(VmcsControl32::PrimaryProcBasedControls as u32, primary | 1 << 31);
+            writes.push(FieldOp::Write(
+                VmcsControl32::SecondaryProcBasedControls as u32,
+                secondary,
+            ));
+            writes.push(FieldOp::Write(VmcsControl64::EptPointer as u32, EPTP));
+        }
         expect(oracle, &Request::Vmclear(Region::Vmcs(REGION)), &Response::Done)?;
         expect(oracle, &Request::Vmptrld(Region::Vmcs(REGION)), &Response::Done)?;
         expect(
@@ -616,6 +804,19 @@ pub fn exit_checks(
             &Request::WriteMemory { address: CODE, bytes },
             &Response::Done,
         )?;
+        if snippet.guest_cr4_or != 0 {
+            let mut remote = Remote {
+                oracle: &mut *oracle,
+                link_error: None,
+            };
+            let cr4 = VmcsGuestNW::Cr4
+                .read(&mut remote)
+                .and_then(|cr4| VmcsGuestNW::Cr4.write(&mut remote, cr4 | snippet.guest_cr4_or));
+            if let Some(e) = remote.link_error {
+                return Err(e);
+            }
+            cr4.map_err(|e| format!("{}: guest CR4: {e}", snippet.name))?;
+        }
         let mut registers = GuestRegisters::default();
         for &(gpr, value) in snippet.registers {
             if let Some(slot) = registers.0.get_mut(gpr.number() as usize) {
@@ -648,9 +849,27 @@ pub fn exit_checks(
         if info.basic_reason() != snippet.reason {
             problems.push(format!("reason {:?}", info.basic_reason()));
         }
+        let mut expected = snippet.detail;
+        // Bits 9-11 are undefined without advanced information (Table 28-7).
+        if let (ExitDetail::EptViolation(want), Ok(ExitDetail::EptViolation(got))) =
+            (&mut expected, info.detail())
+            && !advanced_ept_info
+        {
+            want.user_mode_linear_address = got.user_mode_linear_address;
+            want.linear_writable = got.linear_writable;
+            want.linear_execute_disable = got.linear_execute_disable;
+        }
         match info.detail() {
-            Ok(detail) if detail == snippet.detail => {}
+            Ok(detail) if detail == expected => {}
             other => problems.push(format!("detail {other:?}")),
+        }
+        if let Some((physical, linear)) = snippet.addresses
+            && (info.guest_physical_address != Some(physical) || info.guest_linear_address != Some(linear))
+        {
+            problems.push(format!(
+                "addresses {:x?} (physical), {:x?} (linear)",
+                info.guest_physical_address, info.guest_linear_address
+            ));
         }
         if snippet.length.is_some() && info.instruction_length != snippet.length {
             problems.push(format!("instruction length {:?}", info.instruction_length));
@@ -658,7 +877,7 @@ pub fn exit_checks(
         if info.interruption_error_code != snippet.error_code {
             problems.push(format!("error code {:?}", info.interruption_error_code));
         }
-        if info.guest_rip != CODE {
+        if info.guest_rip != snippet.exit_rip {
             problems.push(format!("guest RIP {:#x}", info.guest_rip));
         }
         if !problems.is_empty() {
