@@ -12,6 +12,8 @@
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions.
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
+//! - [`ept`]: the EPT pointer, checked against IA32_VMX_EPT_VPID_CAP; [`bitmap`]: I/O and MSR
+//!   bitmaps.
 //! - [`support`]: which fields a processor has, from its capability MSRs.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
@@ -34,11 +36,13 @@
 extern crate std;
 
 pub mod access;
+pub mod bitmap;
 pub mod caps;
 pub mod catalogue;
 pub mod controls;
 pub mod dump;
 pub mod encoding;
+pub mod ept;
 pub mod event;
 pub mod exit;
 #[cfg(any(test, all(feature = "vmx", target_arch = "x86")))]

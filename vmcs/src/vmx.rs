@@ -162,3 +162,173 @@ impl VmcsAccess for Vmx {
         crate::halves::write_in_halves(encoding, value, |e, v| self.write_once(e, u64::from(v)))
     }
 }
+
+/// One VMX instruction that takes a 64-bit memory operand holding a physical address
+/// (VMXON, VMCLEAR, VMPTRLD); returns (CF, ZF).
+macro_rules! pointer_instruction {
+    ($name:ident, $mnemonic:literal) => {
+        /// # Safety
+        /// VMX root operation (or, for VMXON, CR4.VMXE = 1 and the region prepared), and
+        /// `physical` names a region the caller owns.
+        unsafe fn $name(physical: u64) -> (u8, u8) {
+            let (carry, zero): (u8, u8);
+            let operand = physical;
+            // SAFETY: the caller upholds the contract above; the instruction reads only the
+            // 8-byte operand on our stack and reports failure in RFLAGS, which we capture.
+            unsafe {
+                core::arch::asm!(
+                    concat!($mnemonic, " [{operand}]"),
+                    "setc {carry}",
+                    "setz {zero}",
+                    operand = in(reg) &operand,
+                    carry = out(reg_byte) carry,
+                    zero = out(reg_byte) zero,
+                    options(nostack),
+                );
+            }
+            (carry, zero)
+        }
+    };
+}
+
+pointer_instruction!(vmxon_raw, "vmxon");
+pointer_instruction!(vmclear_raw, "vmclear");
+pointer_instruction!(vmptrld_raw, "vmptrld");
+
+/// A VMCS region the caller owns: 4-KiB aligned physical memory whose first 31 bits hold the
+/// VMCS revision identifier (SDM Vol. 3C, Section 25.2).
+#[derive(Debug)]
+pub struct VmcsRegion {
+    physical: u64,
+}
+
+impl VmcsRegion {
+    /// A region at `physical`.
+    ///
+    /// # Safety
+    /// `physical` is 4-KiB aligned, at least IA32_VMX_BASIC[44:32] bytes long, owned by the
+    /// caller for the region's lifetime, and starts with the revision identifier.
+    pub const unsafe fn new(physical: u64) -> Self {
+        Self { physical }
+    }
+
+    /// The region's physical address.
+    pub const fn physical(&self) -> u64 {
+        self.physical
+    }
+}
+
+/// VMX root operation on this logical processor: the only way to load a VMCS.
+///
+/// Type-level tracking of the current VMCS (`reference-gaps.md` item 12): [`VmxRoot::load`]
+/// borrows the root and the region mutably for as long as the returned [`CurrentVmcs`] lives,
+/// so there is one current VMCS at a time, it cannot be cleared while in use, and VMREAD /
+/// VMWRITE are reachable only through it:
+///
+/// ```no_run
+/// # fn f(root: &mut vmcs::vmx::VmxRoot, a: &mut vmcs::vmx::VmcsRegion) -> Result<(), vmcs::VmcsError> {
+/// use vmcs::VmcsGuestNW;
+/// {
+///     let mut current = root.load(a)?;
+///     VmcsGuestNW::Rip.write(&mut current, 0x1000)?;
+/// }
+/// root.clear(a)?; // fine: `current` is gone
+/// # Ok(()) }
+/// ```
+///
+/// and both mistakes are compile errors:
+///
+/// ```compile_fail,E0499
+/// # fn f(root: &mut vmcs::vmx::VmxRoot, a: &mut vmcs::vmx::VmcsRegion, b: &mut vmcs::vmx::VmcsRegion) {
+/// let first = root.load(a).unwrap();
+/// let second = root.load(b).unwrap(); // a second current VMCS while the first is in use
+/// drop(first);
+/// # }
+/// ```
+///
+/// ```compile_fail,E0499
+/// # fn f(root: &mut vmcs::vmx::VmxRoot, a: &mut vmcs::vmx::VmcsRegion) {
+/// let current = root.load(a).unwrap();
+/// root.clear(a).unwrap(); // clearing the VMCS in use
+/// drop(current);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct VmxRoot {
+    _private: (),
+}
+
+/// The current VMCS, loaded by [`VmxRoot::load`].
+#[derive(Debug)]
+pub struct CurrentVmcs<'a> {
+    vmx: Vmx,
+    region: &'a mut VmcsRegion,
+}
+
+impl VmxRoot {
+    /// Enters VMX root operation with VMXON.
+    ///
+    /// # Safety
+    /// CR4.VMXE = 1, CR0/CR4 satisfy the fixed-bit MSRs, IA32_FEATURE_CONTROL allows VMXON,
+    /// and `vmxon_region` is a prepared region (revision identifier) owned by the caller for as
+    /// long as VMX operation lasts.
+    pub unsafe fn enter(vmxon_region: &VmcsRegion) -> Result<Self, VmcsError> {
+        // SAFETY: the caller's contract is VMXON's.
+        let (carry, zero) = unsafe { vmxon_raw(vmxon_region.physical) };
+        if carry != 0 {
+            return Err(VmcsError::VmFailInvalid);
+        }
+        if zero != 0 {
+            // VMXON in VMX root operation is the only VMfailValid (error 15).
+            return Err(VmcsError::VmFailValid(VmInstructionError::VmxonInRoot));
+        }
+        Ok(Self { _private: () })
+    }
+
+    fn outcome(&mut self, (carry, zero): (u8, u8)) -> Result<(), VmcsError> {
+        // SAFETY: holding a `VmxRoot` means VMX root operation.
+        let mut vmx = unsafe { Vmx::new() };
+        vmx.outcome(carry, zero)
+    }
+
+    /// VMCLEAR: makes `region` clear (and not current); its data is written back to memory.
+    ///
+    /// # Errors
+    /// VMfailInvalid / VMfailValid (2: invalid address, 3: the VMXON pointer).
+    pub fn clear(&mut self, region: &mut VmcsRegion) -> Result<(), VmcsError> {
+        // SAFETY: VMX root operation (we hold `self`); the region is the caller's.
+        let flags = unsafe { vmclear_raw(region.physical) };
+        self.outcome(flags)
+    }
+
+    /// VMPTRLD: makes `region` the current VMCS for as long as the result lives.
+    ///
+    /// # Errors
+    /// VMfailInvalid / VMfailValid (9: invalid address, 10: the VMXON pointer, 11: wrong
+    /// revision identifier).
+    pub fn load<'a>(&'a mut self, region: &'a mut VmcsRegion) -> Result<CurrentVmcs<'a>, VmcsError> {
+        // SAFETY: VMX root operation (we hold `self`); the region is the caller's.
+        let flags = unsafe { vmptrld_raw(region.physical) };
+        self.outcome(flags)?;
+        // SAFETY: VMX root operation with `region` current.
+        let vmx = unsafe { Vmx::new() };
+        Ok(CurrentVmcs { vmx, region })
+    }
+}
+
+impl CurrentVmcs<'_> {
+    /// The current region's physical address.
+    pub fn physical(&self) -> u64 {
+        self.region.physical
+    }
+}
+
+impl VmcsAccess for CurrentVmcs<'_> {
+    fn read(&mut self, encoding: u32) -> Result<u64, VmcsError> {
+        self.vmx.read(encoding)
+    }
+
+    fn write(&mut self, encoding: u32, value: u64) -> Result<(), VmcsError> {
+        self.vmx.write(encoding, value)
+    }
+}

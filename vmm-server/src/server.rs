@@ -1011,48 +1011,19 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             state.segments = read_segments(&mut vmcs).ok();
         }
         if groups.contains(StateGroups::DESCRIPTOR_TABLES) {
-            state.descriptor_tables = (|| {
-                Ok::<_, VmcsError>(DescriptorTables {
-                    gdtr_base: VmcsGuestNW::GdtrBase.read(&mut vmcs)?,
-                    gdtr_limit: VmcsGuest32::GdtrLimit.read(&mut vmcs)?,
-                    idtr_base: VmcsGuestNW::IdtrBase.read(&mut vmcs)?,
-                    idtr_limit: VmcsGuest32::IdtrLimit.read(&mut vmcs)?,
-                })
-            })()
-            .ok();
+            state.descriptor_tables = read_descriptor_tables(&mut vmcs).ok();
         }
         if groups.contains(StateGroups::CONTROL_REGISTERS) {
-            state.control_registers = (|| {
-                Ok::<_, VmcsError>(ControlRegisters {
-                    cr0: VmcsGuestNW::Cr0.read(&mut vmcs)?,
-                    cr3: VmcsGuestNW::Cr3.read(&mut vmcs)?,
-                    cr4: VmcsGuestNW::Cr4.read(&mut vmcs)?,
-                    efer: VmcsGuest64::Efer.read(&mut vmcs)?,
-                })
-            })()
-            .ok();
+            state.control_registers = read_control_registers(&mut vmcs).ok();
         }
         if groups.contains(StateGroups::DR7) {
             state.dr7 = VmcsGuestNW::Dr7.read(&mut vmcs).ok();
         }
         if groups.contains(StateGroups::INTERRUPTIBILITY) {
-            state.interruptibility = (|| {
-                Ok::<_, VmcsError>(InterruptibilityState {
-                    interruptibility: VmcsGuest32::InterruptibilityState.read(&mut vmcs)?,
-                    activity: VmcsGuest32::ActivityState.read(&mut vmcs)?,
-                })
-            })()
-            .ok();
+            state.interruptibility = read_interruptibility(&mut vmcs).ok();
         }
         if groups.contains(StateGroups::PENDING_EVENTS) {
-            state.pending_events = (|| {
-                Ok::<_, VmcsError>(PendingEvents {
-                    idt_vectoring_info: VmcsReadOnly32::IdtVectoringInfo.read(&mut vmcs)?,
-                    idt_vectoring_error_code: VmcsReadOnly32::IdtVectoringErrorCode.read(&mut vmcs)?,
-                    entry_interruption_info: VmcsControl32::EntryInterruptionInfo.read(&mut vmcs)?,
-                })
-            })()
-            .ok();
+            state.pending_events = read_pending_events(&mut vmcs).ok();
         }
         state
     }
@@ -1427,6 +1398,39 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 /// A lossless conversion of hardware register numbers to the wire type.
 fn wire_gpr(number: u8) -> vmm_protocol::Gpr {
     vmm_protocol::Gpr::from_number(number).unwrap_or(vmm_protocol::Gpr::Rax)
+}
+
+fn read_descriptor_tables<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<DescriptorTables, VmcsError> {
+    Ok(DescriptorTables {
+        gdtr_base: VmcsGuestNW::GdtrBase.read(vmcs)?,
+        gdtr_limit: VmcsGuest32::GdtrLimit.read(vmcs)?,
+        idtr_base: VmcsGuestNW::IdtrBase.read(vmcs)?,
+        idtr_limit: VmcsGuest32::IdtrLimit.read(vmcs)?,
+    })
+}
+
+fn read_control_registers<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<ControlRegisters, VmcsError> {
+    Ok(ControlRegisters {
+        cr0: VmcsGuestNW::Cr0.read(vmcs)?,
+        cr3: VmcsGuestNW::Cr3.read(vmcs)?,
+        cr4: VmcsGuestNW::Cr4.read(vmcs)?,
+        efer: VmcsGuest64::Efer.read(vmcs)?,
+    })
+}
+
+fn read_interruptibility<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<InterruptibilityState, VmcsError> {
+    Ok(InterruptibilityState {
+        interruptibility: VmcsGuest32::InterruptibilityState.read(vmcs)?,
+        activity: VmcsGuest32::ActivityState.read(vmcs)?,
+    })
+}
+
+fn read_pending_events<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<PendingEvents, VmcsError> {
+    Ok(PendingEvents {
+        idt_vectoring_info: VmcsReadOnly32::IdtVectoringInfo.read(vmcs)?,
+        idt_vectoring_error_code: VmcsReadOnly32::IdtVectoringErrorCode.read(vmcs)?,
+        entry_interruption_info: VmcsControl32::EntryInterruptionInfo.read(vmcs)?,
+    })
 }
 
 fn read_segments<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<Segments, VmcsError> {

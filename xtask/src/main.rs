@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's build and test driver.
 //!
 //! - `cargo xtask test`: every test tier (see `TIERS`); exits non-zero on the first failure.
-//! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS.
+//! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS (default: `run`,
+//!   the bundled guest through the VMM server and the device model).
 //! - `cargo xtask oracle [...]`: only the VMX oracle tier (see `oracle`).
 
 mod oracle;
@@ -58,7 +59,10 @@ fn test() -> ExitCode {
     for step in TIERS {
         eprintln!("xtask: {} (cargo {})", step.name, step.cargo_args.join(" "));
         let started = Instant::now();
-        let status = cargo().args(step.cargo_args).status();
+        let status = cargo()
+            .args(step.cargo_args)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .status();
         let seconds = started.elapsed().as_secs_f64();
         match status {
             Ok(s) if s.success() => summary.push(format!("  ok    {:<45} {seconds:6.1} s", step.name)),
@@ -123,7 +127,9 @@ fn main() -> ExitCode {
                 Some("--") => &args[2..],
                 _ => &args[1..],
             };
-            run(rest)
+            // The main job: the bundled guest through both servers.
+            let default = ["run".to_string()];
+            run(if rest.is_empty() { &default } else { rest })
         }
         _ => {
             eprintln!(

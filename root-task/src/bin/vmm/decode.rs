@@ -175,7 +175,15 @@ pub fn run(args: &Args) -> Result<String, Refusal> {
     if word.raw() != u32::from(reason.number()) {
         text.push_str(&format!(" [word 0x{:08x}]", word.raw()));
     }
-    text.push_str(&format!("\n{detail:#?}"));
+    if let Value::Object(fields) = detail_json(&detail) {
+        for (key, value) in fields {
+            let shown = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            text.push_str(&format!("\n  {key}: {shown}"));
+        }
+    }
     if VmxExitInfo::instruction_length_defined(
         reason,
         qualification,

@@ -3,12 +3,11 @@
 use vmm_protocol::MAX_MESSAGE_SIZE;
 use vmm_server::server::{ExitLink, LinkError};
 
-use super::{Counted, RunOptions, drive, finish_report, local_request};
+use super::{Counted, RunOptions, drive_counted, finish_report, local_server};
 use crate::host::HostError;
 use crate::host::console::Console;
 use crate::host::dm_side::{DmHost, with_device_model};
 use crate::host::report::RunReport;
-use crate::host::vmm_side::{boot, build_server};
 
 /// A link that is a function call into the device model.
 pub struct DirectLink<'x, 'a> {
@@ -40,24 +39,14 @@ impl ExitLink for DirectLink<'_, '_> {
 /// # Errors
 /// See [`super::run`].
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
-    let mut server = build_server(&options.script)?;
-    let mut report = RunReport {
-        steps_total: options.script.steps.len(),
-        ..RunReport::default()
-    };
-    boot(&options.script, |request| {
-        local_request(&mut server, &mut report, &request)
-    })?;
+    let (mut server, mut report) = local_server(options)?;
     let mut console = Console::new(options.echo);
     with_device_model(|dm| {
         let mut link = Counted::new(DirectLink {
             dm,
             console: &mut console,
         });
-        let result = drive(&mut server, &mut link, &mut report);
-        report.exit_records = link.records;
-        report.exit_replies = link.replies;
-        result
+        drive_counted(&mut server, &mut link, &mut report)
     })?;
     report.uart = console.text();
     finish_report(&server, &mut report);

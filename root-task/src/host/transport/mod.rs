@@ -125,6 +125,37 @@ pub fn local_request(
     Response::decode(response).map_err(|e| HostError::Component(format!("response: {e}")))
 }
 
+/// A server in this thread, booted by the controller (the start of `inproc` and `threads`).
+///
+/// # Errors
+/// An unusable script or a refused boot request.
+pub fn local_server(options: &RunOptions) -> Result<(Box<HostServer<'_>>, RunReport), HostError> {
+    let mut server = super::vmm_side::build_server(&options.script)?;
+    let mut report = RunReport {
+        steps_total: options.script.steps.len(),
+        ..RunReport::default()
+    };
+    super::vmm_side::boot(&options.script, |request| {
+        local_request(&mut server, &mut report, &request)
+    })?;
+    Ok((server, report))
+}
+
+/// Runs the exit loop over a counted link and records its traffic in the report.
+///
+/// # Errors
+/// As [`drive`].
+pub fn drive_counted<L: ExitLink>(
+    server: &mut HostServer<'_>,
+    link: &mut Counted<L>,
+    report: &mut RunReport,
+) -> Result<(), HostError> {
+    let result = drive(server, link, report);
+    report.exit_records = link.records;
+    report.exit_replies = link.replies;
+    result
+}
+
 /// Runs the exit loop to its end; returns the guest's stop status, if it stopped.
 pub fn drive<L: ExitLink>(
     server: &mut HostServer<'_>,

@@ -83,6 +83,9 @@ pub const SECOND_FD: RawFd = 4;
 /// Largest part of the script in one packet (packets are bounded by the socket buffer).
 pub const SCRIPT_PART: usize = 32 * 1024;
 
+/// How long the composer lets console output gather when nothing else is happening.
+const CONSOLE_BATCH: Duration = Duration::from_micros(500);
+
 /// How long the server waits for a reply before it considers the device model gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exits between two looks at the control link while the guest runs.
@@ -245,6 +248,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let mut first_console = UnixStream::from(composer_console);
     // The first device model starts from reset.
     send_packet(&mut first_console, 0, &[])?;
+    first_console.set_nonblocking(true)?;
     let mut consoles = vec![first_console];
     let result = supervise(options, &exe, &mut control, &mut consoles, &mut device_model);
     // Closing the control link ends the server; the exit link's end ends the device model.
@@ -315,24 +319,17 @@ fn supervise(
         // Console first: output produced before an event belongs before it.
         let mut closed = Vec::new();
         for (i, c) in consoles.iter_mut().enumerate() {
-            if !ready[i + 1] {
-                continue;
-            }
-            match recv_packet(c, &mut buf) {
-                Ok(None) | Err(_) => closed.push(i),
-                Ok(Some(n)) => match parse_chunk(&buf[..n]) {
-                    Some(chunk) => {
-                        console.accept(chunk.seq, chunk.output);
-                        states.record(chunk.seq, chunk.state);
-                    }
-                    None => log::warn!("malformed console packet"),
-                },
+            if ready[i + 1] && !read_console(c, &mut buf, &mut console, &mut states) {
+                closed.push(i);
             }
         }
         for i in closed.into_iter().rev() {
             consoles.remove(i);
         }
         if !ready[0] {
+            // Only output: let more of it gather before waking again (one wake-up per batch
+            // instead of per exit leaves the cores to the components).
+            std::thread::sleep(CONSOLE_BATCH);
             continue;
         }
         let n =
@@ -356,11 +353,12 @@ fn supervise(
                 let (server_exit, dm_exit) = packet_pair()?;
                 let (dm_console, composer_console) = packet_pair()?;
                 // Output and state of exits the old device model finished are in its console.
-                drain(consoles, &mut buf, &mut console, &mut states)?;
+                drain(consoles, &mut buf, &mut console, &mut states);
                 *device_model = spawn(exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
                 drop((dm_exit, dm_console));
                 let mut new_console = UnixStream::from(composer_console);
                 send_packet(&mut new_console, 0, states.before(pending))?;
+                new_console.set_nonblocking(true)?;
                 consoles.push(new_console);
                 let fds = [server_exit.as_raw_fd()];
                 let cmsg = [ControlMessage::ScmRights(&fds)];
@@ -370,7 +368,7 @@ fn supervise(
             }
             Event::Finished { report } => {
                 // Output of the last exits may still be in flight.
-                drain(consoles, &mut buf, &mut console, &mut states)?;
+                drain(consoles, &mut buf, &mut console, &mut states);
                 let mut report = *report;
                 report.uart = console.text();
                 report.requests = requests;
@@ -384,23 +382,32 @@ fn supervise(
 
 /// Reads everything already in the consoles (packets are in order per console; the device
 /// model writes its console before its reply, so a finished exit's packet is there).
-fn drain(
-    consoles: &mut [UnixStream],
+fn drain(consoles: &mut [UnixStream], buf: &mut Vec<u8>, console: &mut Console, states: &mut StateLog) {
+    for c in consoles.iter_mut() {
+        read_console(c, buf, console, states);
+    }
+}
+
+/// Reads every packet waiting on a (non-blocking) console; `false` once it is closed.
+fn read_console(
+    socket: &mut UnixStream,
     buf: &mut Vec<u8>,
     console: &mut Console,
     states: &mut StateLog,
-) -> io::Result<()> {
-    for c in consoles.iter_mut() {
-        c.set_nonblocking(true)?;
-        while let Ok(Some(n)) = recv_packet(c, buf) {
-            if let Some(chunk) = parse_chunk(&buf[..n]) {
-                console.accept(chunk.seq, chunk.output);
-                states.record(chunk.seq, chunk.state);
-            }
+) -> bool {
+    loop {
+        match recv_packet(socket, buf) {
+            Ok(Some(n)) => match parse_chunk(&buf[..n]) {
+                Some(chunk) => {
+                    console.accept(chunk.seq, chunk.output);
+                    states.record(chunk.seq, chunk.state);
+                }
+                None => log::warn!("malformed console packet"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Ok(None) | Err(_) => return false,
         }
-        c.set_nonblocking(false)?;
     }
-    Ok(())
 }
 
 // ----- the VMM server process -----

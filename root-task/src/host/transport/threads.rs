@@ -4,17 +4,16 @@
 //! only its ends (records in, replies and output out); the server learns the device model's
 //! badge from the channel, never from the message.
 
-use std::sync::mpsc;
+use crossbeam_channel as mpsc;
 
 use vmm_protocol::MAX_MESSAGE_SIZE;
 use vmm_server::server::{ExitLink, LinkError};
 
-use super::{Counted, RunOptions, drive, finish_report, local_request};
+use super::{Counted, RunOptions, drive_counted, finish_report, local_server};
 use crate::host::HostError;
 use crate::host::console::Console;
 use crate::host::dm_side::with_device_model;
 use crate::host::report::RunReport;
-use crate::host::vmm_side::{boot, build_server};
 
 /// What the device-model thread sends back for each record.
 struct Answer {
@@ -48,16 +47,9 @@ impl ExitLink for ChannelLink<'_> {
 /// # Errors
 /// See [`super::run`].
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
-    let mut server = build_server(&options.script)?;
-    let mut report = RunReport {
-        steps_total: options.script.steps.len(),
-        ..RunReport::default()
-    };
-    boot(&options.script, |request| {
-        local_request(&mut server, &mut report, &request)
-    })?;
-    let (record_tx, record_rx) = mpsc::channel::<Vec<u8>>();
-    let (answer_tx, answer_rx) = mpsc::channel::<Answer>();
+    let (mut server, mut report) = local_server(options)?;
+    let (record_tx, record_rx) = mpsc::bounded::<Vec<u8>>(1);
+    let (answer_tx, answer_rx) = mpsc::bounded::<Answer>(1);
     let device_model = std::thread::Builder::new()
         .name("device-model".into())
         .spawn(move || {
@@ -86,9 +78,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         answers: answer_rx,
         console: &mut console,
     });
-    let result = drive(&mut server, &mut link, &mut report);
-    report.exit_records = link.records;
-    report.exit_replies = link.replies;
+    let result = drive_counted(&mut server, &mut link, &mut report);
     drop(link);
     device_model
         .join()
