@@ -84,22 +84,37 @@ pub fn build_rom(root: &Path, build_dir: &Path) -> Result<PathBuf, String> {
     // Static code at fixed addresses, no red zone (exceptions push onto the interrupted
     // stack), for the host target: there is no bare-metal target on stable without rust-src.
     let rustflags = ["-Crelocation-model=static", "-Cno-redzone=yes"].join("\u{1f}");
-    let status = Command::new(cargo)
-        .current_dir(root.join("oracle/stub"))
-        .args([
+    // The stub is outside the workspace, so the format and clippy tiers do not see it: check
+    // it here, then build it.
+    const TARGET: [&str; 2] = ["--target", "x86_64-unknown-linux-gnu"];
+    let steps: [(&str, Vec<&str>); 3] = [
+        ("format check", vec!["fmt", "--check"]),
+        (
+            "clippy",
+            [
+                &["clippy", "--release", "--quiet"][..],
+                &TARGET,
+                &["--", "-D", "warnings"],
+            ]
+            .concat(),
+        ),
+        (
             "build",
-            "--release",
-            "--quiet",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .env_remove("RUSTFLAGS")
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building the oracle stub failed ({status})"));
+            [&["build", "--release", "--quiet"][..], &TARGET].concat(),
+        ),
+    ];
+    for (what, args) in steps {
+        let status = Command::new(&cargo)
+            .current_dir(root.join("oracle/stub"))
+            .args(&args)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("oracle stub {what} failed ({status})"));
+        }
     }
     let elf = target_dir.join("x86_64-unknown-linux-gnu/release/oracle-stub");
     let rom = build_dir.join("oracle.rom");
