@@ -1,14 +1,21 @@
 //! The VMX oracle tier: the `vmcs` crate checked against Bochs' VMX implementation.
 //!
 //! For each CPU model, one Bochs runs the oracle stub (`oracle/stub`, booted from a ROM of its
-//! own) and serves requests over COM1. The tier reads the model's capability MSRs (and checks
-//! them against `vmcs/testdata/caps/bochs-<model>.json`, which the unit tests use too), checks
-//! the VMX instructions' error cases, compares thousands of VMREAD/VMWRITE outcomes with the
-//! `soft` backend configured from those MSRs, and checks random `set_control` requests
-//! against them. Any disagreement fails the tier.
+//! own) and serves requests over COM1. For each model the tier
+//! - reads the capability MSRs and checks them against `vmcs/testdata/caps/bochs-<model>.json`
+//!   (which the `vmcs` unit tests use too);
+//! - checks the VMX instructions' error cases (VMCLEAR/VMPTRLD/VMXON error numbers);
+//! - compares thousands of VMREAD/VMWRITE outcomes with the `soft` backend configured from
+//!   those MSRs ([`vmcs::SoftProfile::from_capabilities`]), operation by operation;
+//! - checks random `set_control` requests against the MSRs, then enters VMX non-root with the
+//!   results: a value must pass VM entry's control checks, and a value `set_control` refused
+//!   (forced in) must fail them;
+//! - runs guest snippets to a VM exit and compares the exit, as [`vmcs::VmxExitInfo`] decodes
+//!   it, with what the SDM says the snippet produces.
 //!
-//! `cargo xtask oracle [--save-caps] [--seed N] [--ops N] [MODEL...]` runs it alone;
-//! `--save-caps` rewrites the capability files instead of checking them.
+//! Any disagreement fails the tier. `cargo xtask oracle [--save-caps] [--seed N] [--ops N]
+//! [--controls N] [--entries N] [MODEL...]` runs it alone; `--save-caps` rewrites the
+//! capability files instead of checking them.
 
 mod bochs;
 mod caps_file;
@@ -244,15 +251,21 @@ pub fn run(options: &Options) -> Result<String, String> {
         match result {
             Ok(report) => {
                 let t = &report.tally;
-                total_ops += t.field_ops + t.instruction_checks + t.control_requests + t.entries + t.exits;
+                total_ops += t.field_ops
+                    + t.instruction_checks
+                    + t.control_requests
+                    + t.entries
+                    + t.refusals
+                    + t.exits;
                 eprintln!(
-                    "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} VM entries, \
+                    "  {:<28} {:>6} field ops, {:>3} instruction checks, {:>5} control requests, {:>4} VM entries, {:>3} refusals confirmed, \
                      {:>3} exits ({} skipped), {:>4} requests, {:>5.1} s: {} disagreements; {}",
                     report.model,
                     t.field_ops,
                     t.instruction_checks,
                     t.control_requests,
                     t.entries,
+                    t.refusals,
                     t.exits,
                     t.skipped_exits,
                     report.requests,

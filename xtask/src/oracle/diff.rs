@@ -28,6 +28,9 @@ pub struct Tally {
     /// VM entries attempted with controls from `set_control` (each must pass the control
     /// checks).
     pub entries: usize,
+    /// VM entries with a value `set_control` refused, forced in (each must fail the control
+    /// checks).
+    pub refusals: usize,
     /// Guest snippets run to a VM exit and decoded.
     pub exits: usize,
     /// Snippets skipped because the model lacks what they need (EPT).
@@ -452,7 +455,9 @@ pub fn entry_checks(
     for _ in 0..trials {
         let requests = entry_requests(caps, rng);
         let mut values = [0u64; 5];
-        let mut refused = false;
+        // Words set_control refused: the value with the refused request forced in anyway.
+        let mut forced = [false; 5];
+        let mut usable = true;
         for (i, &kind) in ENTRY_WORDS.iter().enumerate() {
             let (set, clear) = requests[i];
             tally.control_requests += 1;
@@ -462,12 +467,28 @@ pub fn entry_checks(
                     "set_control({kind:?}, set {set:#x}, clear {clear:#x}) = {result:x?}: {problem}"
                 ));
             }
-            match result {
-                Ok(value) => values[i] = value,
-                Err(_) => refused = true,
+            let value = match result {
+                Ok(value) => Some(value),
+                Err(ControlError::NotAllowedOne { bits, .. }) => {
+                    forced[i] = true;
+                    set_control(caps, kind, None, set & !bits, clear)
+                        .ok()
+                        .map(|v| v | bits)
+                }
+                Err(ControlError::MustBeOne { bits, .. }) => {
+                    forced[i] = true;
+                    set_control(caps, kind, None, set, clear & !bits)
+                        .ok()
+                        .map(|v| v & !bits)
+                }
+                Err(_) => None,
+            };
+            match value {
+                Some(value) => values[i] = value,
+                None => usable = false,
             }
         }
-        if refused {
+        if !usable {
             continue;
         }
         let writes: Vec<FieldOp> = ENTRY_WORDS
@@ -477,13 +498,27 @@ pub fn entry_checks(
             .map(|(kind, value)| FieldOp::Write(kind.vmcs_field().encoding().raw(), value))
             .collect();
         expect_written(oracle, &writes)?;
-        tally.entries += 1;
-        let host_state = fail_valid(VmInstructionError::EntryInvalidHostState);
+        let refused = forced.iter().any(|f| *f);
+        // A refusal is right if the processor rejects the value it refused to make (error 7);
+        // a value it made must pass the control checks and fail on the host state (error 8).
+        let (expected, what) = if refused {
+            tally.refusals += 1;
+            (
+                fail_valid(VmInstructionError::EntryInvalidControls),
+                "refused by set_control (values forced)",
+            )
+        } else {
+            tally.entries += 1;
+            (
+                fail_valid(VmInstructionError::EntryInvalidHostState),
+                "from set_control",
+            )
+        };
         match oracle.call(&Request::Launch)? {
-            got if got == host_state => {}
+            got if got == expected => {}
             got => tally.disagree(format!(
-                "VMLAUNCH with pin {:#x}, primary {:#x}, secondary {:#x}, exit {:#x}, entry {:#x} (from set_control): \
-                 expected to pass the control checks and fail on the host state, got {got:?}",
+                "VMLAUNCH with pin {:#x}, primary {:#x}, secondary {:#x}, exit {:#x}, entry {:#x} ({what}): \
+                 expected {expected:?}, got {got:?}",
                 values[0], values[1], values[2], values[3], values[4]
             )),
         }
