@@ -14,6 +14,7 @@
 //! - [`dump`]: a readable dump of any backend.
 //! - [`ept`]: the EPT pointer, checked against IA32_VMX_EPT_VPID_CAP; [`bitmap`]: I/O and MSR
 //!   bitmaps.
+//! - [`support`]: which fields a processor has, from its capability MSRs.
 //!
 //! Citations name the Intel 64 and IA-32 Architectures Software Developer's Manual, order
 //! no. 325462-085 (2024) ("SDM"), whose VMX chapters are Vol. 3C Chapters 24–33 and
@@ -49,6 +50,7 @@ mod halves;
 pub mod ia32e;
 pub mod inject;
 pub mod soft;
+pub mod support;
 #[cfg(all(feature = "vmx", any(target_arch = "x86_64", target_arch = "x86")))]
 pub mod vmx;
 
@@ -75,3 +77,4 @@ pub use inject::{
     InjectionError, Interruptibility, NmiBlockingFixup,
 };
 pub use soft::{SoftProfile, SoftVmcs};
+pub use support::{FieldRequirement, FieldSet};

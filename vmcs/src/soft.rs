@@ -9,14 +9,18 @@
 //!   says VMWRITE may write them (Appendix A.6);
 //! - values are truncated to the field's width; the HIGH encoding of a 64-bit field reads and
 //!   writes its upper 32 bits only;
+//! - a failure (VMfailValid) stores its error number in the VM-instruction error field, as
+//!   the instructions do (Section 31.2, "VMfailValid(ErrorNumber)");
 //! - a field never written reads 0.
 //!
 //! Tests and the model VCPU use it wherever hardware is not available. Its agreement with a
 //! real VMX implementation is what the oracle tier checks.
 
 use crate::access::{VmInstructionError, VmcsAccess, VmcsError};
-use crate::catalogue::{FIELDS, Field, FieldAccess};
+use crate::caps::VmxCapabilities;
+use crate::catalogue::{FIELDS, Field, FieldAccess, VmcsReadOnly32};
 use crate::encoding::{AccessType, FieldEncoding, FieldWidth};
+use crate::support::FieldSet;
 
 /// Which fields a simulated processor supports and how VMWRITE treats read-only fields.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +32,8 @@ pub struct SoftProfile {
     pub max_index: u16,
     /// Further restriction: a field is supported only if this returns true.
     pub supports: fn(Field) -> bool,
+    /// The fields the processor has (all, unless built from capabilities).
+    pub fields: FieldSet,
 }
 
 impl SoftProfile {
@@ -37,6 +43,7 @@ impl SoftProfile {
             writable_exit_info: false,
             max_index: 0x1FF,
             supports: |_| true,
+            fields: FieldSet::all(),
         }
     }
 
@@ -46,12 +53,27 @@ impl SoftProfile {
             writable_exit_info: vmx_misc & (1 << 29) != 0,
             max_index: ((vmcs_enum >> 1) & 0x1FF) as u16,
             supports: |_| true,
+            fields: FieldSet::all(),
+        }
+    }
+
+    /// The profile of the processor these capability MSRs describe: IA32_VMX_MISC bit 29,
+    /// the IA32_VMX_VMCS_ENUM index limit, and only the fields whose controls the processor
+    /// supports ([`VmxCapabilities::supports_field`]; SDM Vol. 3D, Appendix B notes). An
+    /// absent IA32_VMX_MISC reads as 0, an absent IA32_VMX_VMCS_ENUM as no limit.
+    pub fn from_capabilities(caps: &VmxCapabilities) -> Self {
+        Self {
+            writable_exit_info: caps.vmx_misc_allows_vmwrite_to_exit_info(),
+            max_index: caps.vmcs_enum_max_index().unwrap_or(0x1FF),
+            supports: |_| true,
+            fields: caps.supported_fields(),
         }
     }
 
     /// Whether `field` is supported.
+    #[inline]
     pub fn supports(&self, field: Field) -> bool {
-        field.encoding().index() <= self.max_index && (self.supports)(field)
+        field.encoding().index() <= self.max_index && self.fields.contains(field) && (self.supports)(field)
     }
 }
 
@@ -96,6 +118,16 @@ impl SoftVmcs {
         self.values[field.into().position()]
     }
 
+    /// Records a VMfailValid in the VM-instruction error field, as the processor does (SDM
+    /// Vol. 3C, Section 31.2) whether or not that field is otherwise writable.
+    #[inline]
+    fn fail<T>(&mut self, error: VmcsError) -> Result<T, VmcsError> {
+        if let VmcsError::VmFailValid(e) = error {
+            self.set(VmcsReadOnly32::VmInstructionError, u64::from(e.number()));
+        }
+        Err(error)
+    }
+
     /// Checks an encoding as VMREAD/VMWRITE do; returns the field and the half addressed.
     #[inline]
     fn resolve(&self, raw: u32) -> Result<(Field, AccessType), VmcsError> {
@@ -117,7 +149,10 @@ impl Default for SoftVmcs {
 
 impl VmcsAccess for SoftVmcs {
     fn read(&mut self, encoding: u32) -> Result<u64, VmcsError> {
-        let (field, half) = self.resolve(encoding)?;
+        let (field, half) = match self.resolve(encoding) {
+            Ok(resolved) => resolved,
+            Err(e) => return self.fail(e),
+        };
         let value = self.values[field.position()];
         Ok(match half {
             AccessType::Full => value,
@@ -126,9 +161,12 @@ impl VmcsAccess for SoftVmcs {
     }
 
     fn write(&mut self, encoding: u32, value: u64) -> Result<(), VmcsError> {
-        let (field, half) = self.resolve(encoding)?;
+        let (field, half) = match self.resolve(encoding) {
+            Ok(resolved) => resolved,
+            Err(e) => return self.fail(e),
+        };
         if field.access() == FieldAccess::ReadOnly && !self.profile.writable_exit_info {
-            return Err(VmcsError::VmFailValid(VmInstructionError::WriteReadOnlyComponent));
+            return self.fail(VmcsError::VmFailValid(VmInstructionError::WriteReadOnlyComponent));
         }
         let slot = &mut self.values[field.position()];
         *slot = match (half, field.width()) {
@@ -143,7 +181,7 @@ impl VmcsAccess for SoftVmcs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{VmcsControl64, VmcsGuest16, VmcsGuestNW, VmcsReadOnly32};
+    use crate::catalogue::{VmcsControl64, VmcsGuest16, VmcsGuestNW};
     use proptest::prelude::*;
 
     const ERR12: VmcsError = VmcsError::VmFailValid(VmInstructionError::UnsupportedComponent);
@@ -182,6 +220,23 @@ mod tests {
         assert_eq!(vmcs.write(0x2401, 1), Err(ERR13));
         vmcs.set(VmcsReadOnly32::ExitReason, 48);
         assert_eq!(vmcs.read(0x4402), Ok(48));
+    }
+
+    #[test]
+    fn failures_leave_their_number_in_the_vm_instruction_error_field() {
+        // Found by the oracle (Bochs, every model): VMREAD 0x4400 after a failed VMWRITE
+        // reads the failure's number.
+        let mut vmcs = SoftVmcs::new(SoftProfile::from_msrs(0x0000_01e0, 0x34));
+        assert_eq!(VmcsReadOnly32::VmInstructionError.read(&mut vmcs), Ok(0));
+        assert_eq!(vmcs.write(0x7FFF, 1), Err(ERR12));
+        assert_eq!(VmcsReadOnly32::VmInstructionError.read(&mut vmcs), Ok(12));
+        assert_eq!(vmcs.write(0x4402, 1), Err(ERR13));
+        assert_eq!(VmcsReadOnly32::VmInstructionError.read(&mut vmcs), Ok(13));
+        assert_eq!(vmcs.read(0x6BFE), Err(ERR12));
+        assert_eq!(VmcsReadOnly32::VmInstructionError.read(&mut vmcs), Ok(12));
+        // Successes leave it alone.
+        VmcsGuestNW::Rip.write(&mut vmcs, 1).unwrap();
+        assert_eq!(VmcsReadOnly32::VmInstructionError.read(&mut vmcs), Ok(12));
     }
 
     #[test]
@@ -224,7 +279,9 @@ mod tests {
                 Some(field) => {
                     if field.access() == FieldAccess::ReadOnly && !writable {
                         prop_assert_eq!(write, Err(ERR13));
-                        prop_assert_eq!(read, Ok(0));
+                        // The failed write left its number in the VM-instruction error field.
+                        let expected = if raw == VmcsReadOnly32::VmInstructionError as u32 { 13 } else { 0 };
+                        prop_assert_eq!(read, Ok(expected));
                     } else {
                         prop_assert_eq!(write, Ok(()));
                         let expected = if raw & 1 == 1 { value & 0xFFFF_FFFF } else { value & field.width().mask() };

@@ -3,6 +3,9 @@
 //! - `cargo xtask test`: every test tier (see `TIERS`); exits non-zero on the first failure.
 //! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS (default: `run`,
 //!   the bundled guest through the VMM server and the device model).
+//! - `cargo xtask oracle [...]`: only the VMX oracle tier (see `oracle`).
+
+mod oracle;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -87,6 +90,19 @@ fn test() -> ExitCode {
             }
         }
     }
+    let started = Instant::now();
+    eprintln!("xtask: VMX oracle (the vmcs crate against Bochs' VMX)");
+    match oracle::run(&oracle::Options::default()) {
+        Ok(result) => summary.push(format!(
+            "  ok    {:<45} {:6.1} s  ({result})",
+            "VMX oracle",
+            started.elapsed().as_secs_f64()
+        )),
+        Err(e) => {
+            eprintln!("xtask: VMX oracle FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     eprintln!("xtask: all tiers passed\n{}", summary.join("\n"));
     ExitCode::SUCCESS
 }
@@ -119,6 +135,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("oracle") => oracle::main(&args[1..]),
         Some("run") => {
             let rest = match args.get(1).map(String::as_str) {
                 Some("--") => &args[2..],
@@ -129,7 +146,9 @@ fn main() -> ExitCode {
             run(if rest.is_empty() { &default } else { rest })
         }
         _ => {
-            eprintln!("usage: cargo xtask test | cargo xtask run [-- VMM-ARGS]");
+            eprintln!(
+                "usage: cargo xtask test | cargo xtask oracle [OPTIONS] | cargo xtask run [-- VMM-ARGS]"
+            );
             ExitCode::from(2)
         }
     }
