@@ -15,6 +15,8 @@ pub struct DirectLink<'x, 'a> {
     pub dm: &'x mut DmHost<'a>,
     /// Where its UART output goes.
     pub console: &'x mut Console,
+    /// The reply's encoding.
+    pub out: Box<[u8; MAX_MESSAGE_SIZE]>,
 }
 
 impl std::fmt::Debug for DirectLink<'_, '_> {
@@ -25,8 +27,10 @@ impl std::fmt::Debug for DirectLink<'_, '_> {
 
 impl ExitLink for DirectLink<'_, '_> {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
-        let mut out = [0u8; MAX_MESSAGE_SIZE];
-        let answer = self.dm.answer(record, &mut out).map_err(|_| LinkError::Closed)?;
+        let answer = self
+            .dm
+            .answer(record, &mut self.out)
+            .map_err(|_| LinkError::Closed)?;
         self.console.accept(answer.seq, &answer.output);
         let dest = reply.get_mut(..answer.reply.len()).ok_or(LinkError::Closed)?;
         dest.copy_from_slice(answer.reply);
@@ -45,6 +49,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         let mut link = Counted::new(DirectLink {
             dm,
             console: &mut console,
+            out: Box::new([0; MAX_MESSAGE_SIZE]),
         });
         drive_counted(&mut server, &mut link, &mut report)
     })?;
