@@ -759,3 +759,179 @@ fn a_silent_device_model_leaves_the_exit_pending_until_it_answers() {
     sys.assert_model_satisfied();
     sys.check_transcript("silent_device_model");
 }
+
+#[test]
+fn rep_string_io_with_a_zero_count_ends_without_the_device_model() {
+    let steps = [
+        step(
+            "rep outsb with RCX = 0",
+            ExitSpec {
+                reason: 30,
+                qualification: io(UART_PORT, 1, STRING | REP),
+                instruction_len: 2,
+                guest_linear: 0x2000,
+                instruction_info: 1 << 7,
+                registers: RegisterValues {
+                    rcx: Some(0),
+                    rsi: Some(0x2000),
+                    ..regs()
+                },
+                ..Default::default()
+            },
+            &[
+                Expectation::RipAdvanced,
+                Expectation::Register {
+                    register: Register::Rcx,
+                    value: 0,
+                },
+                Expectation::Register {
+                    register: Register::Rsi,
+                    value: 0x2000,
+                },
+            ],
+        ),
+        debug_exit(0),
+    ];
+    system!(sys, KernelRules::Sel4V5, &steps, ram());
+    sys.boot();
+    assert_eq!(sys.run(10), Ok(RunOutcome::Stopped(0)));
+    sys.assert_model_satisfied();
+    assert_eq!(sys.uart(), "", "no element moved");
+    assert_eq!(
+        sys.device_model.stats().records,
+        1,
+        "only the debug exit reached the device model"
+    );
+    sys.check_transcript("rep_zero_count");
+}
+
+#[test]
+fn string_io_with_32_bit_addresses_zero_extends_the_index_registers() {
+    let mut memory = ram();
+    memory.bytes_mut()[0x2000] = b'x';
+    let steps = [
+        step(
+            "outsb, 32-bit addresses, RSI upper half set",
+            ExitSpec {
+                reason: 30,
+                qualification: io(UART_PORT, 1, STRING),
+                instruction_len: 1,
+                guest_linear: 0x2000,
+                instruction_info: 1 << 7,
+                registers: RegisterValues {
+                    rsi: Some(0xFFFF_FFFF_0000_2000),
+                    ..regs()
+                },
+                ..Default::default()
+            },
+            &[
+                Expectation::RipAdvanced,
+                Expectation::Register {
+                    register: Register::Rsi,
+                    value: 0x2001,
+                },
+            ],
+        ),
+        debug_exit(0),
+    ];
+    system!(sys, KernelRules::Sel4V5, &steps, memory);
+    sys.boot();
+    assert_eq!(sys.run(10), Ok(RunOutcome::Stopped(0)));
+    sys.assert_model_satisfied();
+    assert_eq!(sys.uart(), "x");
+}
+
+#[test]
+fn moving_past_sti_hlt_ends_the_sti_shadow_so_the_interrupt_comes_at_once() {
+    let steps = [
+        step(
+            "sti; hlt (STI blocking at the HLT exit)",
+            ExitSpec {
+                reason: 12,
+                instruction_len: 1,
+                rflags: Some(0x202),
+                interruptibility: Some(1),
+                ..Default::default()
+            },
+            &[
+                Expectation::RipAdvanced,
+                Expectation::Field {
+                    encoding: 0x4824,
+                    value: 0,
+                },
+                Expectation::EventPending { info: 0x8000_0030 },
+            ],
+        ),
+        debug_exit(0),
+    ];
+    system!(sys, KernelRules::Sel4V5, &steps, ram());
+    sys.boot();
+    assert_eq!(
+        sys.request(CONTROLLER, Request::RaiseInterrupt { vector: 0x30 }),
+        Response::Ok
+    );
+    assert_eq!(sys.run(10), Ok(RunOutcome::Stopped(0)));
+    sys.assert_model_satisfied();
+}
+
+#[test]
+fn events_sel4_cannot_inject_are_left_to_recur_or_refused() {
+    let steps = [
+        step(
+            "EPT violation while delivering INT 0x80",
+            ExitSpec {
+                reason: 48,
+                qualification: 0x182,
+                guest_physical: 0x8000,
+                idt_vectoring_info: 0x8000_0480,
+                instruction_len: 2,
+                ..Default::default()
+            },
+            // seL4 exposes no VM-entry instruction length: not re-injected; the INT re-runs.
+            &[Expectation::NoEventPending, Expectation::RipUnchanged],
+        ),
+        step(
+            "rdmsr unknown MSR (5.0: #GP(0) not injectable)",
+            ExitSpec {
+                reason: 31,
+                instruction_len: 2,
+                registers: RegisterValues {
+                    rcx: Some(0x1234),
+                    ..regs()
+                },
+                ..Default::default()
+            },
+            &[],
+        ),
+    ];
+    system!(sys, KernelRules::Sel4V5, &steps, ram());
+    sys.boot();
+    // The device model's #GP is refused (Unsupported) each time it answers; the server gives up.
+    let outcome = sys.run(10);
+    assert!(
+        matches!(
+            outcome,
+            Err(RunError::Rejected(ErrorReport {
+                code: ErrorCode::Unsupported,
+                ..
+            }))
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        sys.server.kernel().differences().is_empty(),
+        "{:?}",
+        sys.server.kernel().differences()
+    );
+    // A controller asking for an error-code exception is refused the same way.
+    let gp = vmm_protocol::EventRequest {
+        vector: 13,
+        kind: None,
+        error_code: Some(0),
+        instruction_len: None,
+    };
+    assert_eq!(
+        sys.request(CONTROLLER, Request::Inject(gp)),
+        Response::Error(ErrorReport::new(ErrorCode::Unsupported))
+    );
+}

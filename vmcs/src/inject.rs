@@ -582,7 +582,7 @@ pub fn inject<A: VmcsAccess + ?Sized>(
 ///
 /// Vector, type and error-code-valid are copied; bit 12 (undefined in IDT-vectoring
 /// information) and bits 30:13 are cleared, since VM entry requires them 0 (SDM Vol. 3C,
-/// Section 28.2.4; Section 32.7.1.2, "Resuming Guest Software after Handling an Exception").
+/// Section 28.2.4; Section 31.7.1.2 of the May 2020 edition (the chapter was dropped later), "Resuming Guest Software after Handling an Exception").
 /// `idt_error_code` (the IDT-vectoring error code) is used only if the error-code-valid bit is
 /// set; `exit_instruction_len` (the VM-exit instruction length, which the processor fills for
 /// exits during delivery of a software interrupt or (privileged) software exception, Section
@@ -618,7 +618,7 @@ pub fn reinjection_from_idt_vectoring(
 ///
 /// # Errors
 /// [`InjectError::EventPending`] if an event is already pending (nothing written; the caller
-/// decides which one the guest sees, as a processor would: SDM Vol. 3C, Section 32.7.1.1, "Reflecting Exceptions to Guest Software");
+/// decides which one the guest sees, as a processor would: SDM Vol. 3C, Section 31.7.1.1 of the May 2020 edition, "Reflecting Exceptions to Guest Software");
 /// [`InjectError::Vmcs`] if an access fails.
 pub fn reinject_idt_vectoring<A: VmcsAccess + ?Sized>(
     vmcs: &mut A,
@@ -709,9 +709,10 @@ impl ActivityState {
 /// Whether an external interrupt may be injected now: RFLAGS.IF = 1, no blocking by STI or by
 /// MOV SS, and the guest active or halted.
 ///
-/// VM entry itself refuses an external interrupt under STI or MOV-SS blocking (SDM Vol. 3C,
-/// Section 27.3.1.5) but not under IF = 0; a VMM must still respect IF, which is what the
-/// guest asked for (the "interrupt-window exiting" control reports when this turns true).
+/// VM entry itself refuses to inject an external interrupt under STI or MOV-SS blocking (SDM
+/// Vol. 3C, Section 27.3.1.5) and with RFLAGS.IF = 0 (Section 27.3.1.4: IF must be 1 when the
+/// entry event is a valid external interrupt); the "interrupt-window exiting" control reports
+/// when this turns true.
 /// HLT is left by the injection; shutdown and wait-for-SIPI accept no external interrupt
 /// (Section 27.3.1.5).
 pub fn interrupt_window_open(
@@ -776,7 +777,8 @@ impl core::error::Error for GuestStateConflict {}
 /// STI blocking with an NMI is refused although only some processors refuse it.
 ///
 /// A VMM injecting an exception into a halted guest, for example, must first set the activity
-/// state to active.
+/// state to active. The RFLAGS.IF = 1 requirement for an external interrupt (Section 27.3.1.4)
+/// is not checked here: [`interrupt_window_open`] covers it.
 ///
 /// # Errors
 /// The first [`GuestStateConflict`] found.
@@ -833,7 +835,7 @@ pub enum NmiBlockingFixup {
     /// Nothing.
     None,
     /// Set it: the exit was a fault on an IRET that had unblocked NMIs; re-executing the IRET
-    /// must find them blocked, as they were (SDM Vol. 3C, Sections 28.2.3 and 32.7.1.2).
+    /// must find them blocked, as they were (SDM Vol. 3C, Section 28.2.3; Section 31.7.1.2 of the May 2020 edition).
     SetBlockingByNmi,
     /// Clear it: the exit interrupted the delivery of an NMI that is being re-injected; VM
     /// entry refuses to inject an NMI while (virtual-)NMI blocking is set (Section 27.3.1.5),

@@ -9,7 +9,6 @@
 //! - [`caps`]: capability MSRs and the control-setting algorithm ([`set_control`]).
 //! - [`event`]: interruption-information words.
 //! - [`exit`]: exit reasons and every exit-information decoder; [`VmxExitInfo`].
-//! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions.
 //! - [`inject`]: event injection and re-injection; [`ia32e`]: IA-32e mode transitions on CR0.PG writes.
 //! - [`dump`]: a readable dump of any backend.
 //! - [`ept`]: the EPT pointer, checked against IA32_VMX_EPT_VPID_CAP; [`bitmap`]: I/O and MSR

@@ -254,6 +254,14 @@ pub trait VcpuKernel {
     /// As the kernel reports.
     fn write_registers(&mut self, registers: &VcpuRegisters) -> Result<(), KernelError>;
 
+    /// Whether `WriteVMCS` of `field` can succeed on this kernel (seL4 writes only a fixed
+    /// set of fields, and 5.0 fewer than later versions). Lets a VMM avoid staging a write
+    /// the kernel would refuse; the default claims every field.
+    fn writable(&self, field: u32) -> bool {
+        let _ = field;
+        true
+    }
+
     /// `seL4_VMEnter`: run the guest until it exits or the bound notification is signalled.
     ///
     /// # Errors
@@ -270,6 +278,9 @@ impl<K: VcpuKernel + ?Sized> VcpuKernel for &mut K {
     }
     fn write_registers(&mut self, registers: &VcpuRegisters) -> Result<(), KernelError> {
         (**self).write_registers(registers)
+    }
+    fn writable(&self, field: u32) -> bool {
+        (**self).writable(field)
     }
     fn vm_enter(&mut self, input: &EnterInput) -> Result<EnterOutcome, KernelError> {
         (**self).vm_enter(input)

@@ -50,7 +50,8 @@ const NMI_WINDOW_EXITING: u32 = 1 << 22;
 /// Exit reasons whose exit can interrupt the delivery of an event, so that IDT-vectoring
 /// information may be valid (SDM Vol. 3C, Section 28.2.4): exceptions during delivery, task
 /// switches, APIC accesses, EPT violations and misconfigurations, PML full, SPP events.
-const DELIVERY_REASONS: [u32; 7] = [0, 9, 44, 48, 49, 62, 66];
+/// KVM also counts instruction-timeout (75) exits among these.
+const DELIVERY_REASONS: [u32; 8] = [0, 9, 44, 48, 49, 62, 66, 75];
 
 /// Whether the guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +115,9 @@ pub enum Completed {
 struct StringIo {
     input: bool,
     rep: bool,
+    /// REP with a count of 0: the exit happens (the I/O check precedes the count check), but
+    /// no element moves; the instruction just ends.
+    empty: bool,
     size: u8,
     /// Guest-physical address of the element (None: not translatable).
     gpa: Option<u64>,
@@ -446,6 +450,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 let exit_len = self.pending_record().map_or(0, |r| r.instruction_len);
                 let event = to_event(event, exit_len);
                 let caps = self.injection_caps();
+                let cr0 = VmcsGuestNW::Cr0
+                    .read(&mut self.cache.mediated(&mut self.kernel))
+                    .unwrap_or(1);
+                if inject::prepare(&event, cr0, caps).is_ok_and(|entry| !self.kernel_can_inject(&entry)) {
+                    return Response::Error(ErrorReport::new(ErrorCode::Unsupported));
+                }
                 match inject::inject(&mut self.cache.mediated(&mut self.kernel), &event, caps) {
                     Ok(_) => {
                         self.stats.events_injected += 1;
@@ -727,6 +737,15 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         let mut string = None;
         let detail = self.decode_detail(fault, reason, &mut string);
         let class = detail.class();
+        if string.is_some_and(|s: StringIo| s.empty) {
+            // REP INS/OUTS with a count of 0: nothing moves, nothing for the device model;
+            // the instruction ends here.
+            self.stats.exits_by_class[class.index()] += 1;
+            self.counting_class = Some(class);
+            let next = fault.rip.wrapping_add(u64::from(fault.instruction_len));
+            let _ = VmcsGuestNW::Rip.write(&mut self.cache.mediated(&mut self.kernel), next);
+            return;
+        }
         self.stats.exits_by_class[class.index()] += 1;
         self.counting_class = Some(class);
         if class == ExitClass::InterruptWindow {
@@ -743,12 +762,32 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             entry_failure,
             detail,
             rip: fault.rip,
-            instruction_len: u8::try_from(fault.instruction_len).unwrap_or(u8::MAX),
+            instruction_len: self.defined_instruction_len(fault, reason),
             state,
             rejected: None,
         };
         log::debug!("exit {}: reason {} {:?}", record.seq, reason, record.detail);
         self.pending = Some(Pending { record, string });
+    }
+
+    /// The exit's instruction length where the SDM defines one (Section 28.2.5), else 0: an
+    /// EPT violation, say, has none, whatever a processor leaves in the field.
+    fn defined_instruction_len(&mut self, fault: &FaultMessage, reason: u16) -> u8 {
+        if fault.exit_reason == ENTRY_FAILED {
+            return 0;
+        }
+        let reason = ExitReason::from_number(reason);
+        let cached = |cache: &FieldCache, field: VmcsReadOnly32| {
+            InterruptionInfo::from_raw(cache.cached(field.into()).unwrap_or(0) as u32)
+        };
+        let interruption = cached(&self.cache, VmcsReadOnly32::ExitInterruptionInfo);
+        // Read for the exits that can interrupt event delivery; invalid (0) otherwise.
+        let idt = cached(&self.cache, VmcsReadOnly32::IdtVectoringInfo);
+        if vmcs::VmxExitInfo::instruction_length_defined(reason, fault.qualification, interruption, idt) {
+            u8::try_from(fault.instruction_len).unwrap_or(u8::MAX)
+        } else {
+            0
+        }
     }
 
     fn clear_window_request(&mut self, nmi: bool) {
@@ -764,8 +803,33 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     }
 
     /// An exit during event delivery loses the event unless it is injected again
-    /// (SDM Vol. 3C, Section 28.2.4; Section 32.7.1.1 on re-injection).
+    /// (SDM Vol. 3C, Section 28.2.4; Section 31.7.1.1 of the May 2020 edition on re-injection).
     fn reinject_interrupted_event(&mut self) {
+        let mut vmcs = self.cache.mediated(&mut self.kernel);
+        let Ok(idt) = VmcsReadOnly32::IdtVectoringInfo
+            .read(&mut vmcs)
+            .map(InterruptionInfo::from_raw)
+        else {
+            return;
+        };
+        if !idt.valid() {
+            return;
+        }
+        // A software event needs the VM-entry instruction length, an exception with an error
+        // code the entry error-code field; seL4 lets user level write neither (5.0: not the
+        // error code; no version: the length). Then the event is left to happen again: guest
+        // RIP still points at the instruction that raised it.
+        let needs_length = idt.kind().needs_instruction_length();
+        let needs_error_code = idt.error_code_valid();
+        if (needs_length && !self.kernel.writable(VmcsControl32::EntryInstructionLength as u32))
+            || (needs_error_code
+                && !self
+                    .kernel
+                    .writable(VmcsControl32::EntryExceptionErrorCode as u32))
+        {
+            log::info!("not re-injecting {idt:?}: the kernel does not expose the fields it needs");
+            return;
+        }
         let mut vmcs = self.cache.mediated(&mut self.kernel);
         match inject::reinject_idt_vectoring(&mut vmcs) {
             Ok(Some(entry)) => {
@@ -957,18 +1021,34 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     /// Prepares one element of INS/OUTS: where it lives, and for OUTS its value.
     fn start_string_io(&mut self, input: bool, rep: bool, size: u8) -> (StringIo, Option<u32>) {
+        let rcx = self.cache.registers().rcx;
         let mut vmcs = self.cache.mediated(&mut self.kernel);
         // The guest-linear address field holds the memory operand's address for INS/OUTS
         // (SDM Vol. 3C, Section 28.2.1); the instruction information gives the address size
         // (Section 28.2.5, Table 28-8) on processors that report it (IA32_VMX_BASIC bit 54).
-        let linear = VmcsReadOnlyNW::GuestLinearAddress.read(&mut vmcs).ok();
-        let address_mask = match VmcsReadOnly32::ExitInstructionInfo
-            .read(&mut vmcs)
-            .map(|i| (i >> 7) & 7)
-        {
-            Ok(0) => 0xFFFF,
-            Ok(1) => 0xFFFF_FFFF,
-            _ => u64::MAX,
+        let reports_size = self
+            .config
+            .caps
+            .basic()
+            .is_some_and(|b| b.ins_outs_instruction_info);
+        let address_mask = if reports_size {
+            match VmcsReadOnly32::ExitInstructionInfo
+                .read(&mut vmcs)
+                .map(|i| (i >> 7) & 7)
+            {
+                Ok(0) => 0xFFFF,
+                Ok(1) => 0xFFFF_FFFF,
+                _ => u64::MAX,
+            }
+        } else {
+            // Without IA32_VMX_BASIC bit 54 the field is undefined: assume 64-bit addressing.
+            u64::MAX
+        };
+        let empty = rep && rcx & address_mask == 0;
+        let linear = if empty {
+            None
+        } else {
+            VmcsReadOnlyNW::GuestLinearAddress.read(&mut vmcs).ok()
         };
         let gpa = linear.and_then(|l| self.memory.translate(l));
         let mut value = None;
@@ -982,6 +1062,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             StringIo {
                 input,
                 rep,
+                empty,
                 size,
                 gpa,
                 address_mask,
@@ -1182,8 +1263,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     } else {
                         1
                     };
-                    if inject::prepare(&event, cr0, self.injection_caps()).is_err() {
+                    let Ok(entry) = inject::prepare(&event, cr0, self.injection_caps()) else {
                         return fail(ErrorCode::InvalidEvent);
+                    };
+                    if !self.kernel_can_inject(&entry) {
+                        return fail(ErrorCode::Unsupported);
                     }
                     injecting = true;
                 }
@@ -1208,6 +1292,17 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the kernel lets us write every field injecting `entry` needs (seL4: no entry
+    /// instruction length at all, no entry error code on 5.0).
+    fn kernel_can_inject(&self, entry: &inject::EntryEvent) -> bool {
+        (entry.instruction_len.is_none()
+            || self.kernel.writable(VmcsControl32::EntryInstructionLength as u32))
+            && (entry.error_code.is_none()
+                || self
+                    .kernel
+                    .writable(VmcsControl32::EntryExceptionErrorCode as u32))
     }
 
     /// Applies one checked action.
@@ -1291,7 +1386,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     fn advance_rip(&mut self, pending: &Pending) {
         let record = &pending.record;
         let mut repeat = false;
-        if let Some(s) = pending.string {
+        if let Some(s) = pending.string.filter(|s| !s.empty) {
             let rflags = VmcsGuestNW::Rflags
                 .read(&mut self.cache.mediated(&mut self.kernel))
                 .unwrap_or(0);
@@ -1303,16 +1398,25 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             } else {
                 index.wrapping_add(step)
             };
-            *index = (*index & !s.address_mask) | (moved & s.address_mask);
+            *index = at_address_size(*index, moved, s.address_mask);
             if s.rep {
                 let count = (regs.rcx & s.address_mask).wrapping_sub(1) & s.address_mask;
-                regs.rcx = (regs.rcx & !s.address_mask) | count;
+                regs.rcx = at_address_size(regs.rcx, count, s.address_mask);
                 repeat = count != 0;
             }
         }
         if !repeat {
             let rip = record.rip.wrapping_add(u64::from(record.instruction_len));
-            let _ = VmcsGuestNW::Rip.write(&mut self.cache.mediated(&mut self.kernel), rip);
+            let mut vmcs = self.cache.mediated(&mut self.kernel);
+            let _ = VmcsGuestNW::Rip.write(&mut vmcs, rip);
+            // Moving past the instruction ends the one-instruction shadow of STI / MOV SS, as
+            // executing it would; left set, it would delay an interrupt and, with IF = 0, fail
+            // VM entry (SDM Vol. 3C, Section 27.3.1.5).
+            if let Ok(blocking) = VmcsGuest32::InterruptibilityState.read(&mut vmcs)
+                && blocking & 0b11 != 0
+            {
+                let _ = VmcsGuest32::InterruptibilityState.write(&mut vmcs, blocking & !0b11);
+            }
         }
     }
 
@@ -1392,6 +1496,15 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 }
             }
         }
+    }
+}
+
+/// A string-I/O register after a step at `mask`'s address size: 16-bit keeps the upper bits,
+/// 32-bit zero-extends (as any 32-bit register write in 64-bit mode), 64-bit is the whole.
+fn at_address_size(old: u64, new: u64, mask: u64) -> u64 {
+    match mask {
+        0xFFFF => (old & !mask) | (new & mask),
+        _ => new & mask,
     }
 }
 

@@ -229,7 +229,8 @@ impl fmt::Display for ExitReason {
 /// |-------|---------|
 /// | 15:0  | basic exit reason ([`ExitReason`]) |
 /// | 16    | always 0 |
-/// | 25:17 | not currently defined |
+/// | 24:17 | not currently defined |
+/// | 25    | shadow stack prematurely busy (with the secondary VM-exit control of that name) |
 /// | 26    | a bus lock was detected during the instruction (when "bus-lock detection" is 1) |
 /// | 27    | the exit was incident to enclave mode |
 /// | 28    | pending MTF VM exit (SMM VM exits only) |
@@ -246,6 +247,9 @@ pub struct ExitReasonWord(u32);
 impl ExitReasonWord {
     /// Bits 15:0: the basic exit reason.
     pub const BASIC_REASON: u32 = 0xFFFF;
+    /// Bit 25: a shadow-stack token was found prematurely busy during the exit (secondary
+    /// VM-exit control "prematurely busy shadow stack", bit 3).
+    pub const SHADOW_STACK_BUSY: u32 = 1 << 25;
     /// Bit 26: a bus lock was asserted (and "bus-lock detection" is 1) on an exit for
     /// another reason; the bus-lock exit itself was folded into this one.
     pub const BUS_LOCK_DETECTED: u32 = 1 << 26;
@@ -257,8 +261,8 @@ impl ExitReasonWord {
     pub const FROM_VMX_ROOT: u32 = 1 << 29;
     /// Bit 31: VM-entry failure.
     pub const ENTRY_FAILURE: u32 = 1 << 31;
-    /// Bits 16–25 and 30: always 0 or not defined.
-    pub const UNDEFINED: u32 = 0x43FF_0000;
+    /// Bits 16–24 and 30: always 0 or not defined.
+    pub const UNDEFINED: u32 = 0x41FF_0000;
 
     /// Wraps a raw exit-reason field.
     pub const fn from_raw(raw: u32) -> Self {
@@ -283,6 +287,11 @@ impl ExitReasonWord {
     /// Bits 15:0, decoded.
     pub const fn reason(self) -> ExitReason {
         ExitReason::from_number(self.basic_number())
+    }
+
+    /// Bit 25: a shadow stack was prematurely busy.
+    pub const fn shadow_stack_busy(self) -> bool {
+        self.0 & Self::SHADOW_STACK_BUSY != 0
     }
 
     /// Bit 26: a bus lock was detected during the instruction that caused this exit.

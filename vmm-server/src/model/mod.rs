@@ -429,6 +429,10 @@ impl VcpuKernel for ModelVcpu<'_> {
         Ok(written)
     }
 
+    fn writable(&self, field: u32) -> bool {
+        self.rules.writable(field)
+    }
+
     fn write_registers(&mut self, registers: &VcpuRegisters) -> Result<(), KernelError> {
         let keep_high = self.registers;
         self.registers = *registers;
