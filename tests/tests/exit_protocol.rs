@@ -554,6 +554,8 @@ fn exceptions_are_reflected_and_interrupted_events_reinjected() {
                 guest_physical: 0x8000,
                 idt_vectoring_info: idt_info,
                 idt_vectoring_error: idt_error,
+                // The exit leaves the state from before the delivery began: IF was 1.
+                rflags: Some(0x202),
                 ..Default::default()
             },
             expect,

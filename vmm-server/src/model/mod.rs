@@ -20,6 +20,7 @@ pub mod rules;
 pub mod script;
 
 use vmcs::caps::{AllowedBits, ControlKind, VmxCapabilities};
+use vmcs::inject::{ActivityState, Interruptibility, check_guest_state_for_injection};
 use vmcs::{
     Field, InterruptionInfo, InterruptionType, SoftProfile, SoftVmcs, VmcsControl32, VmcsGuest32,
     VmcsGuestNW, VmcsReadOnly32, VmcsReadOnly64, VmcsReadOnlyNW,
@@ -266,26 +267,58 @@ impl<'s> ModelVcpu<'s> {
         }
     }
 
-    /// The VM-entry checks on the event to inject (SDM Vol. 3C, Section 27.2.1.3) that a
-    /// VMM can get wrong; `false` means VM entry fails with error 7.
-    fn event_passes_entry_checks(info: InterruptionInfo) -> bool {
+    /// The VM-entry checks on the event to inject (SDM Vol. 3C, Section 27.2.1.3); `false`
+    /// means VM entry fails with error 7.
+    fn event_passes_entry_checks(&self, info: InterruptionInfo) -> bool {
         if !info.valid() {
             return true;
         }
         let vector = info.vector();
-        let type_ok = match info.kind() {
+        let kind = info.kind();
+        let type_ok = match kind {
             InterruptionType::Reserved => false,
             InterruptionType::Nmi => vector == 2,
             InterruptionType::HardwareException => vector <= 31,
             InterruptionType::Other => vector == 0,
             _ => true,
         };
-        // Error code delivered exactly for the exceptions that push one (protected mode).
-        let pushes_error = matches!(vector, 8 | 10..=14 | 17 | 21);
-        let error_ok =
-            !info.error_code_valid() || (info.kind() == InterruptionType::HardwareException && pushes_error);
+        // Bit 11 exactly for the exceptions that push an error code, in protected mode (unless
+        // IA32_VMX_BASIC bit 56 relaxes it); never in real mode.
+        let protected = self.vmcs.get(VmcsGuestNW::Cr0) & CR0_PE != 0;
+        let pushes_error = protected
+            && kind == InterruptionType::HardwareException
+            && matches!(vector, 8 | 10..=14 | 17 | 21);
+        let relaxed = self.caps.basic().is_some_and(|b| b.any_exception_error_code) && protected;
+        let error_ok = info.error_code_valid() == pushes_error
+            || (relaxed && kind == InterruptionType::HardwareException);
+        // Software events need an instruction length of 1-15 (0 with IA32_VMX_MISC bit 30).
+        let length_ok = !kind.needs_instruction_length() || {
+            let length = self.vmcs.get(VmcsControl32::EntryInstructionLength);
+            let zero_ok = self
+                .caps
+                .get(vmcs::caps::VmxCapabilityMsr::Misc)
+                .is_some_and(|m| m & (1 << 30) != 0);
+            (1..=15).contains(&length) || (length == 0 && zero_ok)
+        };
         // Bits 30:12 are reserved for VM entry.
-        type_ok && error_ok && info.raw() & 0x7FFF_F000 == 0
+        type_ok && error_ok && length_ok && info.raw() & 0x7FFF_F000 == 0
+    }
+
+    /// The checks on guest state that involve the event to inject (SDM Vol. 3C, Sections
+    /// 27.3.1.4 and 27.3.1.5); `false` means VM entry fails on invalid guest state (exit 33).
+    fn event_fits_guest_state(&self, info: InterruptionInfo) -> bool {
+        if !info.valid() {
+            return true;
+        }
+        let external = info.kind() == InterruptionType::ExternalInterrupt;
+        if external && self.vmcs.get(VmcsGuestNW::Rflags) & (1 << 9) == 0 {
+            return false; // an external interrupt needs RFLAGS.IF = 1
+        }
+        let interruptibility =
+            Interruptibility::from_bits_retain(self.vmcs.get(VmcsGuest32::InterruptibilityState) as u32);
+        let activity = ActivityState::from_raw(self.vmcs.get(VmcsGuest32::ActivityState) as u32);
+        let virtual_nmis = self.vmcs.get(VmcsControl32::PinBasedControls) & (1 << 5) != 0;
+        check_guest_state_for_injection(info, interruptibility, activity, virtual_nmis).is_ok()
     }
 
     fn entry_failure(&mut self, input: &EnterInput, primary: u32, error: u32) -> EnterOutcome {
@@ -491,10 +524,10 @@ impl VcpuKernel for ModelVcpu<'_> {
             }));
         }
         let event = InterruptionInfo::from_raw(input.entry_interruption_info);
-        if !Self::event_passes_entry_checks(event) {
+        if !self.event_passes_entry_checks(event) {
             return Ok(self.entry_failure(input, primary, 7));
         }
-        if self.vmcs.get(VmcsGuestNW::Rflags) & RFLAGS_FIXED_1 == 0 {
+        if self.vmcs.get(VmcsGuestNW::Rflags) & RFLAGS_FIXED_1 == 0 || !self.event_fits_guest_state(event) {
             // Invalid guest state: reported before the guest runs; the step is not played.
             self.vmcs.set(VmcsReadOnly32::ExitReason, 33 | (1 << 31));
             return Ok(EnterOutcome::Exit(FaultMessage {

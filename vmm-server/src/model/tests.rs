@@ -314,3 +314,30 @@ fn a_wrong_first_rip_is_reported() {
         Expectation::Rip { value: 0x2000 }
     );
 }
+
+#[test]
+fn entry_checks_refuse_events_hardware_refuses() {
+    let steps = [out_step(b'H'), out_step(b'i')];
+    // skylake_x allows zero-length software events (IA32_VMX_MISC bit 30); a model that does not:
+    let caps = bochs_corei7_skylake_x().with(vmcs::caps::VmxCapabilityMsr::Misc, 0x2004_01e0);
+    let mut model = ModelVcpu::new(KernelRules::Modern, caps, START, &steps);
+    model.write_vmcs(0x6800, 0x11).unwrap(); // protected mode
+    // #GP without its error-code bit in protected mode: error 7.
+    assert_eq!(enter(&mut model, 0x2000, 0x8000_030D).exit_reason, ENTRY_FAILED);
+    assert_eq!(model.read_vmcs(0x4400), Ok(7));
+    // A software interrupt with no instruction length (seL4 cannot write it): error 7.
+    assert_eq!(enter(&mut model, 0x2000, 0x8000_0480).exit_reason, ENTRY_FAILED);
+    // An external interrupt with RFLAGS.IF = 0: invalid guest state.
+    assert_eq!(enter(&mut model, 0x2000, 0x8000_0030).exit_reason, 33);
+    // With IF = 1 but blocking by STI: invalid guest state too.
+    model.write_vmcs(0x6820, 0x202).unwrap();
+    model.write_vmcs(0x4824, 1).unwrap();
+    assert_eq!(enter(&mut model, 0x2000, 0x8000_0030).exit_reason, 33);
+    model.write_vmcs(0x4824, 0).unwrap();
+    assert_eq!(
+        enter(&mut model, 0x2000, 0x8000_0030).exit_reason,
+        30,
+        "now it is delivered"
+    );
+    assert_eq!(model.events_delivered(), 1);
+}
