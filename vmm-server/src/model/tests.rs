@@ -185,6 +185,7 @@ fn checks_registers_events_fields_and_interrupt_windows() {
         ExitSpec {
             reason: 12,
             instruction_len: 1,
+            rflags: Some(0x202),
             ..Default::default()
         },
         &[
