@@ -1,8 +1,10 @@
 //! Two child processes wired like seL4 components.
 //!
 //! The composer (this process) plays the root task: it creates the channels (Unix-domain
-//! `SOCK_SEQPACKET` socket pairs: one message per packet, ordered, reliable), starts each
-//! component with exactly the descriptors it needs, and supervises them.
+//! `SOCK_SEQPACKET` socket pairs for the exit and control links: one message per packet,
+//! ordered, reliable; a stream for the console), starts each component with exactly the
+//! descriptors it needs, and supervises them. Components poll briefly for their next message
+//! before they block (see [`POLL_BEFORE_BLOCKING`]).
 //!
 //! | process | fd 3 | fd 4 |
 //! |---|---|---|
@@ -12,11 +14,13 @@
 //! Every other descriptor is close-on-exec; standard input is `/dev/null`. The device model
 //! holds no VCPU and no control link; the VMM server holds no console.
 //!
-//! Control packets start with a tag byte ([`tag`]). Console packets carry, for an exit that
+//! Control packets start with a tag byte ([`tag`]). The console is a byte stream of frames
+//! (4-byte length, payload; a seq-packet queue holds only 10 packets and would stall the
+//! device model while the composer gathers output). Console frames carry, for an exit that
 //! produced UART output or changed device state: its sequence number (8 bytes, little-endian),
 //! the length of the state (2 bytes) and the state (postcard of the device model's
 //! `DeviceModelState`, empty if unchanged), then the UART bytes. The composer sends a new
-//! device model one packet on the console first: the state to start from (empty: reset).
+//! device model one frame on the console first: the state to start from (empty: reset).
 //!
 //! When the device model dies, the VMM server keeps the exit it was handling pending, tells
 //! the composer, and waits; the composer starts a new device model and passes the server its
@@ -86,6 +90,27 @@ pub const SCRIPT_PART: usize = 32 * 1024;
 /// How long the composer lets console output gather when nothing else is happening.
 const CONSOLE_BATCH: Duration = Duration::from_micros(500);
 
+/// How long a component polls for its next message before it blocks. A blocked reader is
+/// woken through the scheduler, which on a virtual machine with idle cores costs tens of
+/// microseconds (the core must be woken first); an exit round trip takes a few. Polling
+/// briefly keeps both components on their cores while the guest is busy.
+const POLL_BEFORE_BLOCKING: Duration = Duration::from_micros(500);
+
+/// Reads one message, polling for [`POLL_BEFORE_BLOCKING`] before a blocking read.
+fn read_polling(socket: &mut UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    let started = std::time::Instant::now();
+    loop {
+        match nix::sys::socket::recv(socket.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EAGAIN) if started.elapsed() < POLL_BEFORE_BLOCKING => {
+                std::hint::spin_loop()
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return socket.read(buf),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// How long the server waits for a reply before it considers the device model gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exits between two looks at the control link while the guest runs.
@@ -109,6 +134,44 @@ pub enum Event {
         /// The server's part of the report.
         report: Box<RunReport>,
     },
+}
+
+/// A byte-stream pair for the console: a seq-packet queue holds only
+/// `net.unix.max_dgram_qlen` packets (10 by default), so a composer that reads output in
+/// batches would stall the device model; a stream buffers by bytes. Frames are a 4-byte
+/// little-endian length and the payload.
+fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Writes one console frame.
+fn write_frame(socket: &mut UnixStream, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame too long"))?;
+    let mut frame = Vec::with_capacity(payload.len() + 4);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(payload);
+    socket.write_all(&frame)
+}
+
+/// Reads one console frame (blocking).
+fn read_frame(socket: &mut UnixStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    socket.read_exact(&mut len)?;
+    let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
+    socket.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+/// The composer's end of a console: the stream and the bytes of an incomplete frame.
+struct ConsoleStream {
+    socket: UnixStream,
+    pending: Vec<u8>,
 }
 
 fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -236,7 +299,7 @@ impl StateLog {
 pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let (server_exit, dm_exit) = packet_pair()?;
     let (server_control, composer_control) = packet_pair()?;
-    let (dm_console, composer_console) = packet_pair()?;
+    let (dm_console, composer_console) = stream_pair()?;
     let exe = match &options.component_exe {
         Some(path) => path.clone(),
         None => std::env::current_exe()?,
@@ -247,9 +310,12 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     let mut control = UnixStream::from(composer_control);
     let mut first_console = UnixStream::from(composer_console);
     // The first device model starts from reset.
-    send_packet(&mut first_console, 0, &[])?;
+    write_frame(&mut first_console, &[])?;
     first_console.set_nonblocking(true)?;
-    let mut consoles = vec![first_console];
+    let mut consoles = vec![ConsoleStream {
+        socket: first_console,
+        pending: Vec::new(),
+    }];
     let result = supervise(options, &exe, &mut control, &mut consoles, &mut device_model);
     // Closing the control link ends the server; the exit link's end ends the device model.
     drop(control);
@@ -263,7 +329,7 @@ fn supervise(
     options: &RunOptions,
     exe: &std::path::Path,
     control: &mut UnixStream,
-    consoles: &mut Vec<UnixStream>,
+    consoles: &mut Vec<ConsoleStream>,
     device_model: &mut Child,
 ) -> Result<RunReport, HostError> {
     let script = serde_json::to_vec(&options.script).map_err(|e| HostError::Component(e.to_string()))?;
@@ -308,6 +374,7 @@ fn supervise(
             nix::poll::PollFlags::POLLIN,
         ));
         for c in consoles.iter() {
+            let c = &c.socket;
             fds.push(nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN));
         }
         nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).map_err(io::Error::from)?;
@@ -351,15 +418,18 @@ fn supervise(
                 log::warn!("device model gone (exit {pending:?} pending); starting a new one");
                 let _ = device_model.wait();
                 let (server_exit, dm_exit) = packet_pair()?;
-                let (dm_console, composer_console) = packet_pair()?;
+                let (dm_console, composer_console) = stream_pair()?;
                 // Output and state of exits the old device model finished are in its console.
                 drain(consoles, &mut buf, &mut console, &mut states);
                 *device_model = spawn(exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
                 drop((dm_exit, dm_console));
                 let mut new_console = UnixStream::from(composer_console);
-                send_packet(&mut new_console, 0, states.before(pending))?;
+                write_frame(&mut new_console, states.before(pending))?;
                 new_console.set_nonblocking(true)?;
-                consoles.push(new_console);
+                consoles.push(ConsoleStream {
+                    socket: new_console,
+                    pending: Vec::new(),
+                });
                 let fds = [server_exit.as_raw_fd()];
                 let cmsg = [ControlMessage::ScmRights(&fds)];
                 let iov = [io::IoSlice::new(&[tag::NEW_DEVICE_MODEL])];
@@ -380,34 +450,55 @@ fn supervise(
     }
 }
 
-/// Reads everything already in the consoles (packets are in order per console; the device
-/// model writes its console before its reply, so a finished exit's packet is there).
-fn drain(consoles: &mut [UnixStream], buf: &mut Vec<u8>, console: &mut Console, states: &mut StateLog) {
+/// Reads everything already in the consoles (the device model writes its console before its
+/// reply, so a finished exit's frame is there).
+fn drain(consoles: &mut [ConsoleStream], buf: &mut Vec<u8>, console: &mut Console, states: &mut StateLog) {
     for c in consoles.iter_mut() {
         read_console(c, buf, console, states);
     }
 }
 
-/// Reads every packet waiting on a (non-blocking) console; `false` once it is closed.
+/// Reads every byte waiting on a (non-blocking) console and takes the complete frames;
+/// `false` once it is closed (an incomplete last frame of a dead device model is dropped:
+/// its exit will be handled again).
 fn read_console(
-    socket: &mut UnixStream,
+    stream: &mut ConsoleStream,
     buf: &mut Vec<u8>,
     console: &mut Console,
     states: &mut StateLog,
 ) -> bool {
-    loop {
-        match recv_packet(socket, buf) {
-            Ok(Some(n)) => match parse_chunk(&buf[..n]) {
-                Some(chunk) => {
-                    console.accept(chunk.seq, chunk.output);
-                    states.record(chunk.seq, chunk.state);
-                }
-                None => log::warn!("malformed console packet"),
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Ok(None) | Err(_) => return false,
+    buf.resize(64 * 1024, 0);
+    let open = loop {
+        match stream.socket.read(buf) {
+            Ok(0) => break false,
+            Ok(n) => stream.pending.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break false,
         }
+    };
+    let mut at = 0;
+    while let Some(len) = stream
+        .pending
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+    {
+        let end = at + 4 + len as usize;
+        let Some(frame) = stream.pending.get(at + 4..end) else {
+            break;
+        };
+        match parse_chunk(frame) {
+            Some(chunk) => {
+                console.accept(chunk.seq, chunk.output);
+                states.record(chunk.seq, chunk.state);
+            }
+            None => log::warn!("malformed console frame"),
+        }
+        at = end;
     }
+    stream.pending.drain(..at);
+    open
 }
 
 // ----- the VMM server process -----
@@ -427,7 +518,7 @@ impl ExitLink for SocketLink {
         if written != record.len() {
             return Err(LinkError::Closed);
         }
-        match self.socket.read(reply).map_err(gone)? {
+        match read_polling(&mut self.socket, reply).map_err(gone)? {
             0 => Err(LinkError::Closed),
             n => Ok(n),
         }
@@ -606,13 +697,13 @@ pub fn serve_device_model() -> Result<(), HostError> {
         let mut record = vec![0u8; 1 << 16];
         let mut out = [0u8; MAX_MESSAGE_SIZE];
         dm.track_state();
-        // The first console packet is the state to start from: a tag byte, then the state.
-        let n = console.read(&mut record)?;
-        if n > 1 {
-            dm.restore(&record[1..n]).map_err(HostError::Component)?;
+        // The first console frame is the state to start from (empty: reset).
+        let state = read_frame(&mut console)?;
+        if !state.is_empty() {
+            dm.restore(&state).map_err(HostError::Component)?;
         }
         loop {
-            let n = exit.read(&mut record)?;
+            let n = read_polling(&mut exit, &mut record)?;
             if n == 0 {
                 return Ok(()); // the server is done
             }
@@ -629,7 +720,7 @@ pub fn serve_device_model() -> Result<(), HostError> {
                 chunk.extend_from_slice(&(state.len() as u16).to_le_bytes());
                 chunk.extend_from_slice(state);
                 chunk.extend_from_slice(&answer.output);
-                console.write_all(&chunk)?;
+                write_frame(&mut console, &chunk)?;
             }
             exit.write_all(answer.reply)?;
         }
