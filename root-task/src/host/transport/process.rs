@@ -4,7 +4,8 @@
 //! `SOCK_SEQPACKET` socket pairs for the exit and control links: one message per packet,
 //! ordered, reliable; a stream for the console), starts each component with exactly the
 //! descriptors it needs, and supervises them. Components poll briefly for their next message
-//! before they block (see [`POLL_BEFORE_BLOCKING`]).
+//! before they block (up to 500 µs: waking a blocked reader costs tens of microseconds on a
+//! virtual machine with idle cores).
 //!
 //! | process | fd 3 | fd 4 |
 //! |---|---|---|
