@@ -37,7 +37,7 @@ pub enum WireError {
 }
 
 impl WireError {
-    fn from_postcard(error: postcard::Error) -> WireError {
+    pub(crate) fn from_postcard(error: postcard::Error) -> WireError {
         use postcard::Error as E;
         match error {
             E::SerializeBufferFull => WireError::BufferTooSmall,
@@ -89,6 +89,9 @@ pub fn encode<'b, T: Serialize + ?Sized>(message: &T, buf: &'b mut [u8]) -> Resu
     buf.get_mut(..len).ok_or(WireError::BufferTooSmall)
 }
 
+/// Longest output copied byte by byte; longer ones (blocks) are one `memcpy`.
+const SHORT_COPY: usize = 16;
+
 /// A serializer output into a slice. Postcard's own copies each varint with a
 /// variable-length `memcpy` call; varints are 1–10 bytes, and a checked byte loop is about
 /// twice as fast for them.
@@ -113,10 +116,19 @@ impl Flavor for Writer<'_> {
 
     #[inline(always)]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        // Byte by byte, each checked: the compiler does not turn this into a `memcpy` call.
-        for &byte in data {
-            self.try_push(byte)?;
+        if data.len() <= SHORT_COPY {
+            // Byte by byte, each checked: the compiler does not turn this into a `memcpy` call.
+            for &byte in data {
+                self.try_push(byte)?;
+            }
+            return Ok(());
         }
+        let end = self.position.saturating_add(data.len());
+        self.buf
+            .get_mut(self.position..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?
+            .copy_from_slice(data);
+        self.position = end;
         Ok(())
     }
 
@@ -133,12 +145,12 @@ impl Flavor for Writer<'_> {
 /// [`decode_canonical`] where only the one canonical encoding may pass.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-    let message = T::deserialize(&mut deserializer).map_err(WireError::from_postcard)?;
-    let rest = deserializer.finalize().map_err(WireError::from_postcard)?;
-    if rest.is_empty() {
-        Ok(message)
-    } else {
-        Err(WireError::TrailingBytes { count: rest.len() })
+    let result = T::deserialize(&mut deserializer);
+    let count = deserializer.finalize().map_or(0, <[u8]>::len);
+    match result {
+        Ok(_) if count != 0 => Err(WireError::TrailingBytes { count }),
+        Ok(message) => Ok(message),
+        Err(error) => Err(WireError::from_postcard(error)),
     }
 }
 
@@ -298,6 +310,16 @@ macro_rules! message_family {
     ($ty:ident) => {
         impl Message for $ty {
             const KIND: MessageKind = MessageKind::$ty;
+
+            #[inline]
+            fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+                $ty::encode(self, buf)
+            }
+
+            #[inline]
+            fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+                $ty::decode(bytes)
+            }
         }
 
         impl $ty {
@@ -307,13 +329,13 @@ macro_rules! message_family {
             /// Encodes into the front of `buf` (see [`encode`]).
             #[inline]
             pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
-                encode(self, buf)
+                <$ty as FamilyCodec>::encode_family(self, buf)
             }
 
             /// Decodes one message from all of `bytes` (see [`decode`]).
             #[inline]
             pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-                decode(bytes)
+                <$ty as FamilyCodec>::decode_family(bytes)
             }
 
             /// Decodes one message from all of `bytes`, accepting only its canonical encoding
@@ -329,6 +351,61 @@ macro_rules! message_family {
             "message family exceeds one IPC payload"
         );
     };
+}
+
+/// How a family encodes and decodes: through serde, or (the exit record) by a direct path
+/// that produces and accepts exactly the same bytes.
+pub(crate) trait FamilyCodec: Sized {
+    fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError>;
+    fn decode_family(bytes: &[u8]) -> Result<Self, WireError>;
+}
+
+macro_rules! serde_codec {
+    ($($ty:ident),*) => {$(
+        impl FamilyCodec for $ty {
+            #[inline]
+            fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+                encode(self, buf)
+            }
+
+            #[inline]
+            fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
+                decode(bytes)
+            }
+        }
+    )*};
+}
+
+serde_codec!(Response, ExitReply);
+
+impl FamilyCodec for Request {
+    #[inline]
+    fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+        encode(self, buf)
+    }
+
+    /// [`Request::ReadFields`], the most frequent request, is decoded directly into the result
+    /// (serde's derive moves the 136-byte batch through four results on its way out); the
+    /// checks come in the serde path's order, so both give the same result for every input.
+    #[inline]
+    fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
+        const READ_FIELDS: u8 = 1;
+        match bytes.split_first() {
+            Some((&READ_FIELDS, rest)) => {
+                let (block, rest) =
+                    postcard::take_from_bytes::<&[u8]>(rest).map_err(WireError::from_postcard)?;
+                let mut request = Request::ReadFields(heapless::Vec::new());
+                if let Request::ReadFields(fields) = &mut request {
+                    crate::block::take_batch(fields, block).ok_or(WireError::InvalidValue)?;
+                }
+                match rest.len() {
+                    0 => Ok(request),
+                    count => Err(WireError::TrailingBytes { count }),
+                }
+            }
+            _ => decode(bytes),
+        }
+    }
 }
 
 message_family!(Request);
