@@ -27,7 +27,8 @@ pub enum WireError {
     /// Decoding: a `bool` or an option tag other than 0 or 1.
     BadTag,
     /// Decoding: a value the message type does not allow: an unknown variant index, a batch
-    /// longer than its capacity, unknown flag bits.
+    /// longer than its capacity, unknown flag bits, a block of the wrong length or with a
+    /// byte no value encodes as.
     InvalidValue,
     /// Decoding: the input decodes, but is not the message's one encoding (a varint with
     /// redundant bytes, such as `0x80 0x00` for 0).
@@ -64,9 +65,9 @@ impl fmt::Display for WireError {
             WireError::TrailingBytes { count } => write!(f, "{count} bytes after the end of the message"),
             WireError::BadVarint => f.write_str("malformed or overflowing varint"),
             WireError::BadTag => f.write_str("bool or option tag other than 0 or 1"),
-            WireError::InvalidValue => {
-                f.write_str("value not allowed (unknown variant, over-long batch or unknown flag bits)")
-            }
+            WireError::InvalidValue => f.write_str(
+                "value not allowed (unknown variant, over-long batch, unknown flag bits or bad block)",
+            ),
             WireError::NonCanonical => f.write_str("non-canonical encoding (redundant varint bytes)"),
             WireError::Unsupported => f.write_str("unsupported serialization feature"),
         }

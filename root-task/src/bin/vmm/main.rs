@@ -6,6 +6,7 @@ mod decode;
 mod fields;
 mod inject;
 mod number;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Controls(controls::Args),
     /// Build the VM-entry fields that inject an event (SDM Vol. 3C, Section 27.6).
     Inject(inject::Args),
+    /// Decode and encode the messages between components; their size limits.
+    Wire(wire::Args),
 }
 
 /// A request the tool refuses: printed on one line, exit status 2.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Controls(args) => controls::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Inject(args) => inject::run(&args),
+        Command::Wire(args) => wire::run(&args),
     };
     match outcome {
         Ok(text) => {
