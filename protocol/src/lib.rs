@@ -86,9 +86,10 @@
 //! the price of one more encoding pass.
 //!
 //! The exit record's `encode`/`decode` methods (and the [`Message`] trait's) write and parse
-//! its blocks directly rather than through serde, and [`Request::decode`] decodes read
-//! requests directly. The generic [`encode`] and [`decode`] go through serde; both paths
-//! produce and accept the same bytes, with the same errors (a property test checks).
+//! its blocks directly rather than through serde, [`Request::decode`] decodes read requests
+//! directly, and the families' `decode_canonical` methods re-encode with these. The generic
+//! [`encode`], [`decode`] and [`decode_canonical`] go through serde; both paths produce and
+//! accept the same bytes, with the same errors (property tests check).
 //!
 //! # Limits
 //!

@@ -321,6 +321,11 @@ macro_rules! message_family {
             fn decode(bytes: &[u8]) -> Result<Self, WireError> {
                 $ty::decode(bytes)
             }
+
+            #[inline]
+            fn decode_canonical(bytes: &[u8]) -> Result<Self, WireError> {
+                $ty::decode_canonical(bytes)
+            }
         }
 
         impl $ty {
@@ -343,7 +348,7 @@ macro_rules! message_family {
             /// (see [`decode_canonical`]).
             #[inline]
             pub fn decode_canonical(bytes: &[u8]) -> Result<Self, WireError> {
-                decode_canonical(bytes)
+                decode_canonical_family(bytes)
             }
         }
 
@@ -378,6 +383,17 @@ macro_rules! serde_codec {
 }
 
 serde_codec!(Response, ExitReply);
+
+/// [`decode_canonical`] on a family's own paths: decodes, then re-encodes and compares.
+#[inline]
+fn decode_canonical_family<T: FamilyCodec>(bytes: &[u8]) -> Result<T, WireError> {
+    let message = T::decode_family(bytes)?;
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    match message.encode_family(&mut buf) {
+        Ok(encoding) if *encoding == *bytes => Ok(message),
+        _ => Err(WireError::NonCanonical),
+    }
+}
 
 impl FamilyCodec for Request {
     #[inline]

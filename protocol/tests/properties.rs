@@ -80,9 +80,10 @@ proptest! {
     }
 }
 
-/// `ExitRecord::encode`/`decode`, `Request::decode` for read requests, and the `Message`
-/// trait's methods take direct paths; the generic `encode`/`decode` go through serde. Both
-/// must give the same bytes and the same results, errors included.
+/// `ExitRecord::encode`/`decode`, `Request::decode` for read requests, the families'
+/// `decode_canonical` and the `Message` trait's methods take direct paths; the generic
+/// `encode`/`decode`/`decode_canonical` go through serde. Both must give the same bytes and
+/// the same results, errors included.
 fn direct_and_serde_paths_agree(bytes: &[u8]) {
     assert_eq!(
         ExitRecord::decode(bytes),
@@ -101,6 +102,23 @@ fn direct_and_serde_paths_agree(bytes: &[u8]) {
         Request::decode(&read),
         vmm_protocol::decode::<Request>(&read),
         "{read:02x?}"
+    );
+    // The families' canonical decoding re-encodes on their own paths.
+    assert_eq!(
+        ExitRecord::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<ExitRecord>(bytes)
+    );
+    assert_eq!(
+        Request::decode_canonical(&read),
+        vmm_protocol::decode_canonical::<Request>(&read)
+    );
+    assert_eq!(
+        Response::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<Response>(bytes)
+    );
+    assert_eq!(
+        ExitReply::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<ExitReply>(bytes)
     );
 }
 
