@@ -525,3 +525,33 @@ fn errors_display_one_line() {
         "protocol version mismatch (server speaks 1)"
     );
 }
+
+#[test]
+fn block_lengths_are_postcard_varints() {
+    // The exit record and read requests are decoded without serde; their byte-string lengths
+    // must fail exactly as postcard's do.
+    let cases: [(&[u8], WireError); 5] = [
+        (&[0x80, 0x80], WireError::Truncated),
+        (&[0xFF; 10], WireError::BadVarint),
+        (
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02],
+            WireError::BadVarint,
+        ),
+        (
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            WireError::Truncated,
+        ),
+        (&[0x05, 1, 2], WireError::Truncated),
+    ];
+    for (bytes, error) in cases {
+        assert_eq!(ExitRecord::decode(bytes), Err(error), "{bytes:x?}");
+        assert_eq!(decode::<ExitRecord>(bytes), Err(error), "{bytes:x?}");
+        let read: Vec<u8> = [1].iter().chain(bytes).copied().collect();
+        assert_eq!(Request::decode(&read), Err(error), "{read:x?}");
+        assert_eq!(decode::<Request>(&read), Err(error), "{read:x?}");
+    }
+    // Redundant length bytes decode (not canonically).
+    let read = [1, 0x84, 0x80, 0x00, 5, 0, 0, 0];
+    assert_eq!(Request::decode(&read), Ok(Request::ReadFields(hvec(&[5]))));
+    assert_eq!(Request::decode_canonical(&read), Err(WireError::NonCanonical));
+}
