@@ -6,6 +6,8 @@ use core::fmt;
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
+use crate::block::{Block, FixedBlock, Reader, Writer, block_index_enum, block_struct};
+
 /// A general-purpose register, numbered as the hardware numbers them: the numbering of the
 /// control-register-access and MOV-DR exit qualifications (SDM Vol. 3C, Section 28.2.1,
 /// Tables 28-3 and 28-4). The wire byte is the number.
@@ -104,6 +106,10 @@ impl Gpr {
     }
 }
 
+block_index_enum! {
+    Gpr => Gpr::ALL;
+}
+
 /// A register an exit reply may set: a general-purpose register (RSP included), RIP or RFLAGS.
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Register {
@@ -121,43 +127,45 @@ impl From<Gpr> for Register {
     }
 }
 
-/// The general-purpose registers other than RSP, in hardware order.
-///
-/// These are the registers seL4 transfers in the VM-exit fault message and sets with
-/// `seL4_X86_VCPU_WriteRegisters` (R8–R15 only with 64-bit guest support). RSP lives in the
-/// VMCS and travels separately ([`GuestState::rsp`](crate::GuestState::rsp)).
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct GeneralRegisters {
-    /// RAX.
-    pub rax: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RDX.
-    pub rdx: u64,
-    /// RBX.
-    pub rbx: u64,
-    /// RBP.
-    pub rbp: u64,
-    /// RSI.
-    pub rsi: u64,
-    /// RDI.
-    pub rdi: u64,
-    /// R8.
-    pub r8: u64,
-    /// R9.
-    pub r9: u64,
-    /// R10.
-    pub r10: u64,
-    /// R11.
-    pub r11: u64,
-    /// R12.
-    pub r12: u64,
-    /// R13.
-    pub r13: u64,
-    /// R14.
-    pub r14: u64,
-    /// R15.
-    pub r15: u64,
+block_struct! {
+    /// The general-purpose registers other than RSP, in hardware order.
+    ///
+    /// These are the registers seL4 transfers in the VM-exit fault message and sets with
+    /// `seL4_X86_VCPU_WriteRegisters` (R8–R15 only with 64-bit guest support). RSP lives in the
+    /// VMCS and travels separately ([`GuestState::rsp`](crate::GuestState::rsp)).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct GeneralRegisters {
+        /// RAX.
+        pub rax: u64,
+        /// RCX.
+        pub rcx: u64,
+        /// RDX.
+        pub rdx: u64,
+        /// RBX.
+        pub rbx: u64,
+        /// RBP.
+        pub rbp: u64,
+        /// RSI.
+        pub rsi: u64,
+        /// RDI.
+        pub rdi: u64,
+        /// R8.
+        pub r8: u64,
+        /// R9.
+        pub r9: u64,
+        /// R10.
+        pub r10: u64,
+        /// R11.
+        pub r11: u64,
+        /// R12.
+        pub r12: u64,
+        /// R13.
+        pub r13: u64,
+        /// R14.
+        pub r14: u64,
+        /// R15.
+        pub r15: u64,
+    }
 }
 
 impl GeneralRegisters {
@@ -226,6 +234,28 @@ pub struct FieldValue {
     /// The value; fields narrower than 64 bits use the low bits.
     pub value: u64,
 }
+
+/// In a batch block ([`Request::WriteFields`](crate::Request::WriteFields),
+/// [`DumpPage`](crate::DumpPage)): the encoding (`u32`), then the value (`u64`), little-endian.
+impl Block for FieldValue {
+    const MAX_SIZE: usize = u32::SIZE + u64::SIZE;
+
+    #[inline(always)]
+    fn put(&self, out: &mut Writer<'_>) -> Option<()> {
+        self.encoding.put(out)?;
+        self.value.put(out)
+    }
+
+    #[inline(always)]
+    fn take(input: &mut Reader<'_>) -> Option<Self> {
+        Some(FieldValue {
+            encoding: u32::take(input)?,
+            value: u64::take(input)?,
+        })
+    }
+}
+
+impl FixedBlock for FieldValue {}
 
 /// A VM-execution, VM-exit or VM-entry control word, for [`Request::SetControl`](crate::Request::SetControl).
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -407,6 +437,11 @@ impl AccessSize {
             AccessSize::Qword => u64::MAX,
         }
     }
+}
+
+block_index_enum! {
+    EventKind => EventKind::ALL;
+    AccessSize => AccessSize::ALL;
 }
 
 /// A class of VM exits: the unit at which the device model chooses which guest state

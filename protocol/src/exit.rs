@@ -12,6 +12,8 @@ use heapless::Vec;
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
+use crate::block::block_struct;
+
 use crate::common::{
     AccessSize, EventKind, EventRequest, ExitClass, FieldValue, GeneralRegisters, Gpr, Register, StateGroups,
 };
@@ -31,7 +33,10 @@ pub type InstructionBytes = Vec<u8, MAX_INSTRUCTION_LEN>;
 pub const NO_EXIT_REASON: u16 = 0xFFFF;
 
 /// One VM exit, sent by the VMM server to the device model.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Binary form: every field but `rejected` in one block, then `rejected` (see the crate
+/// documentation). Human-readable form: a struct of all fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExitRecord {
     /// Sequence number: increases by one per exit; a re-sent record keeps its number.
     pub seq: u64,
@@ -114,6 +119,9 @@ pub enum CrAccessKind {
 /// and the other exit-information fields; reasons it does not decode arrive as
 /// [`Unknown`](Self::Unknown) with the raw qualification. Exit reason numbers: SDM Vol. 3C,
 /// Appendix C, Table C-1.
+///
+/// On the wire it travels inside the [`ExitRecord`]'s block (see the crate documentation);
+/// its serde derive gives its human-readable (JSON) form.
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExitDetail {
     /// Reason 0: an exception or NMI, from the VM-exit interruption-information and error-code
@@ -237,91 +245,107 @@ impl ExitDetail {
     }
 }
 
-/// A segment register as the VMCS holds it (SDM Vol. 3C, Section 25.4.1).
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Segment {
-    /// The selector.
-    pub selector: u16,
-    /// The base address.
-    pub base: u64,
-    /// The segment limit.
-    pub limit: u32,
-    /// The access rights in the VMCS format (bit 16: unusable).
-    pub access_rights: u32,
+block_struct! {
+    /// A segment register as the VMCS holds it (SDM Vol. 3C, Section 25.4.1).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Segment {
+        /// The selector.
+        pub selector: u16,
+        /// The base address.
+        pub base: u64,
+        /// The segment limit.
+        pub limit: u32,
+        /// The access rights in the VMCS format (bit 16: unusable).
+        pub access_rights: u32,
+    }
 }
 
-/// All segment registers, LDTR and TR.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Segments {
-    /// ES.
-    pub es: Segment,
-    /// CS.
-    pub cs: Segment,
-    /// SS.
-    pub ss: Segment,
-    /// DS.
-    pub ds: Segment,
-    /// FS.
-    pub fs: Segment,
-    /// GS.
-    pub gs: Segment,
-    /// LDTR.
-    pub ldtr: Segment,
-    /// TR.
-    pub tr: Segment,
+block_struct! {
+    /// All segment registers, LDTR and TR.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Segments {
+        /// ES.
+        pub es: Segment,
+        /// CS.
+        pub cs: Segment,
+        /// SS.
+        pub ss: Segment,
+        /// DS.
+        pub ds: Segment,
+        /// FS.
+        pub fs: Segment,
+        /// GS.
+        pub gs: Segment,
+        /// LDTR.
+        pub ldtr: Segment,
+        /// TR.
+        pub tr: Segment,
+    }
 }
 
-/// GDTR and IDTR.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct DescriptorTables {
-    /// GDTR base.
-    pub gdtr_base: u64,
-    /// GDTR limit.
-    pub gdtr_limit: u32,
-    /// IDTR base.
-    pub idtr_base: u64,
-    /// IDTR limit.
-    pub idtr_limit: u32,
+block_struct! {
+    /// GDTR and IDTR.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct DescriptorTables {
+        /// GDTR base.
+        pub gdtr_base: u64,
+        /// GDTR limit.
+        pub gdtr_limit: u32,
+        /// IDTR base.
+        pub idtr_base: u64,
+        /// IDTR limit.
+        pub idtr_limit: u32,
+    }
 }
 
-/// The control registers and EFER.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ControlRegisters {
-    /// CR0.
-    pub cr0: u64,
-    /// CR3.
-    pub cr3: u64,
-    /// CR4.
-    pub cr4: u64,
-    /// EFER.
-    pub efer: u64,
+block_struct! {
+    /// The control registers and EFER.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct ControlRegisters {
+        /// CR0.
+        pub cr0: u64,
+        /// CR3.
+        pub cr3: u64,
+        /// CR4.
+        pub cr4: u64,
+        /// EFER.
+        pub efer: u64,
+    }
 }
 
-/// Guest interruptibility and activity state (SDM Vol. 3C, Section 25.4.2, Tables 25-3 and
-/// 25-4), raw.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct InterruptibilityState {
-    /// The interruptibility-state field (STI/MOV-SS/SMI/NMI blocking).
-    pub interruptibility: u32,
-    /// The activity-state field (0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI).
-    pub activity: u32,
+block_struct! {
+    /// Guest interruptibility and activity state (SDM Vol. 3C, Section 25.4.2, Tables 25-3 and
+    /// 25-4), raw.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct InterruptibilityState {
+        /// The interruptibility-state field (STI/MOV-SS/SMI/NMI blocking).
+        pub interruptibility: u32,
+        /// The activity-state field (0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI).
+        pub activity: u32,
+    }
 }
 
-/// Events in flight, raw interruption-information words (SDM Vol. 3C, Sections 25.8.3 and
-/// 25.9.3): what the exit interrupted, and what the next entry will inject.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PendingEvents {
-    /// IDT-vectoring information: an event whose delivery the exit interrupted.
-    pub idt_vectoring_info: u32,
-    /// IDT-vectoring error code.
-    pub idt_vectoring_error_code: u32,
-    /// VM-entry interruption information: the event the next entry injects.
-    pub entry_interruption_info: u32,
+block_struct! {
+    /// Events in flight, raw interruption-information words (SDM Vol. 3C, Sections 25.8.3 and
+    /// 25.9.3): what the exit interrupted, and what the next entry will inject.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct PendingEvents {
+        /// IDT-vectoring information: an event whose delivery the exit interrupted.
+        pub idt_vectoring_info: u32,
+        /// IDT-vectoring error code.
+        pub idt_vectoring_error_code: u32,
+        /// VM-entry interruption information: the event the next entry injects.
+        pub entry_interruption_info: u32,
+    }
 }
 
 /// Guest state carried by an [`ExitRecord`]: each group is present when the device model asked
 /// for it ([`StateGroups`]), absent otherwise.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+///
+/// Binary form: one byte string holding the [`groups`](Self::groups) present (`u16`,
+/// little-endian), then the block of each present group in field order (see the crate
+/// documentation). Human-readable form: a struct with one optional field per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GuestState {
     /// [`StateGroups::GPRS`].
     pub gprs: Option<GeneralRegisters>,

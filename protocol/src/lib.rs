@@ -43,18 +43,53 @@
 //! - An enum is its variant index (declaration order, from 0) as a varint, then that
 //!   variant's fields. Reordering or inserting variants therefore changes the wire format.
 //! - `Option<T>` is a byte `0` (none) or `1` followed by `T`.
-//! - A batch ([`heapless::Vec<T, N>`]) is its length as a varint, then the elements. A length
-//!   above `N` is an error.
+//! - A byte string is its length as a varint, then the bytes.
 //! - A fixed array `[T; N]` is its `N` elements, with no length.
 //! - Flag sets ([`StateGroups`], [`GprSet`]) are their bits as a varint; unknown bits are an
 //!   error.
+//! - The actions of an [`ExitReply`] are their count as a varint, then the actions; a count
+//!   above [`MAX_ACTIONS`] is an error.
+//!
+//! Register groups, guest state, batches of numbers and the exit record travel as *blocks*
+//! instead: one byte string holding the values in fixed-width little-endian form, in
+//! declaration order, with no padding. A block costs one length check and one copy where
+//! per-field varints cost a loop and a trip through serde for every number (see
+//! `benches/wire.rs`).
+//!
+//! - Register groups ([`GeneralRegisters`], [`Segment`], [`Segments`], [`DescriptorTables`],
+//!   [`ControlRegisters`], [`InterruptibilityState`], [`PendingEvents`]): the fields, `u16`,
+//!   `u32`, `u64` in 2, 4 and 8 bytes. [`GeneralRegisters`] is 120 bytes, RAX first.
+//! - Batches of numbers ([`Request::ReadFields`], [`Request::WriteFields`],
+//!   [`Response::Values`], [`Response::Written`], [`DumpPage::entries`]): the elements back
+//!   to back, field encodings in 4 bytes, values in 8, a [`FieldValue`] in 12 (encoding, then
+//!   value); a length that is not a whole number of elements, or more than the capacity, is
+//!   an error.
+//! - [`GuestState`]: the [`StateGroups`] present (2 bytes), then the block of each present
+//!   group in field order (`rsp`, `rflags` and `dr7` in 8 bytes).
+//! - [`ExitRecord`]: a postcard pair of the *record block* and `rejected` (an ordinary
+//!   `Option<ErrorReport>`). The record block is `seq` (8 bytes), `vcpu` (2), `reason` (2),
+//!   `entry_failure` (1), `rip` (8), `instruction_len` (1), the [`ExitDetail`] (its variant
+//!   index in one byte, then the variant's fields), then the guest state as above. Within the
+//!   block a fieldless enum is its variant index in one byte, a `bool` is `0` or `1`, an
+//!   `Option` is a `0`/`1` tag followed by the value when `1`, and [`InstructionBytes`] are
+//!   their count in one byte followed by the bytes.
+//!
+//! A block must be consumed exactly. In human-readable formats (JSON) all these types keep
+//! their ordinary struct and list forms.
 //!
 //! Decoding is strict: truncated input, bytes after the message, unknown variant indexes,
 //! over-long batches, unknown flag bits, bytes other than 0/1 where a `bool` or an option
-//! tag belongs, and varints that overflow their type are all [`WireError`]s. Like postcard,
-//! [`decode`] accepts varints with redundant bytes (`0x80 0x00` for 0), which decode to the
-//! same value; [`decode_canonical`] rejects them too ([`WireError::NonCanonical`]), so that an
-//! accepted message has exactly one byte form, at the price of one more encoding pass.
+//! tag belongs, varints that overflow their type and blocks of the wrong length are all
+//! [`WireError`]s. Like postcard, [`decode`] accepts varints with redundant bytes (`0x80 0x00`
+//! for 0), which decode to the same value; [`decode_canonical`] rejects them too
+//! ([`WireError::NonCanonical`]), so that an accepted message has exactly one byte form, at
+//! the price of one more encoding pass.
+//!
+//! The exit record's `encode`/`decode` methods (and the [`Message`] trait's) write and parse
+//! its blocks directly rather than through serde, [`Request::decode`] decodes read requests
+//! directly, and the families' `decode_canonical` methods re-encode with these. The generic
+//! [`encode`], [`decode`] and [`decode_canonical`] go through serde; both paths produce and
+//! accept the same bytes, with the same errors (property tests check).
 //!
 //! # Limits
 //!
@@ -74,8 +109,10 @@
 #![no_std]
 #![deny(missing_docs)]
 
+mod block;
 mod common;
 mod exit;
+mod exit_block;
 mod request;
 mod wire;
 
@@ -97,7 +134,7 @@ pub use wire::{Message, MessageKind, WireError, decode, decode_canonical, encode
 pub use heapless;
 
 /// The wire-format version. Bumped with every change to any encoding (see the crate docs).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest message any endpoint accepts: one seL4 IPC payload of 120 message registers
 /// of 8 bytes each.

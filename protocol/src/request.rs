@@ -11,6 +11,7 @@ use heapless::Vec;
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
+use crate::block::batch_max_size;
 use crate::common::{ControlId, EventRequest, ExitClass, FieldValue, GeneralRegisters, GprSet};
 
 /// Most fields in one read or write batch, and so values in one [`Response::Values`] or
@@ -25,7 +26,7 @@ pub const DUMP_PAGE_ENTRIES: usize = 32;
     clippy::large_enum_variant,
     reason = "no allocation: batches are inline and fixed-capacity"
 )]
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Request {
     /// Announce the client's protocol version. Response: [`Response::Hello`] with the
     /// server's, or [`ErrorCode::VersionMismatch`].
@@ -35,12 +36,12 @@ pub enum Request {
     },
     /// Read VMCS fields, by encoding. Response: [`Response::Values`], one per field, in order;
     /// or an error naming the first field that failed (nothing is returned then).
-    ReadFields(Vec<u32, MAX_FIELDS>),
+    ReadFields(#[serde(with = "crate::block::batch")] Vec<u32, MAX_FIELDS>),
     /// Write VMCS fields, in order. Response: [`Response::Written`], the value the kernel
     /// actually wrote for each (it masks controls and CR0/CR4); or an error naming the first
     /// field that failed (the server checks rights and encodings before writing any; a
     /// kernel error leaves the earlier fields written).
-    WriteFields(Vec<FieldValue, MAX_FIELDS>),
+    WriteFields(#[serde(with = "crate::block::batch")] Vec<FieldValue, MAX_FIELDS>),
     /// Change a control word: `new = (old | set) & !clear`, then masked by the kernel.
     /// Response: [`Response::Written`] with one value, the control word now in force.
     SetControl {
@@ -88,7 +89,7 @@ pub enum Request {
     clippy::large_enum_variant,
     reason = "no allocation: batches are inline and fixed-capacity"
 )]
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Response {
     /// Answer to [`Request::Hello`].
     Hello {
@@ -96,10 +97,10 @@ pub enum Response {
         version: u16,
     },
     /// Answer to [`Request::ReadFields`]: one value per field, in order.
-    Values(Vec<u64, MAX_FIELDS>),
+    Values(#[serde(with = "crate::block::batch")] Vec<u64, MAX_FIELDS>),
     /// Answer to [`Request::WriteFields`] and [`Request::SetControl`]: the values the kernel
     /// actually wrote, in order.
-    Written(Vec<u64, MAX_FIELDS>),
+    Written(#[serde(with = "crate::block::batch")] Vec<u64, MAX_FIELDS>),
     /// The request was carried out.
     Ok,
     /// Answer to [`Request::ReadRegisters`].
@@ -112,10 +113,62 @@ pub enum Response {
     Error(ErrorReport),
 }
 
+/// Request's largest encoding: the variant index, then the largest variant. Written out
+/// because the batch variants' byte-string form is not what postcard's derive would compute
+/// from their types; `tests/strictness.rs` checks it against real worst cases.
+impl MaxSize for Request {
+    const POSTCARD_MAX_SIZE: usize = crate::wire::varint_len(11)
+        + max_of(&[
+            u16::POSTCARD_MAX_SIZE,                                          // Hello
+            batch_max_size::<u32>(MAX_FIELDS),                               // ReadFields
+            batch_max_size::<FieldValue>(MAX_FIELDS),                        // WriteFields
+            ControlId::POSTCARD_MAX_SIZE + 2 * u64::POSTCARD_MAX_SIZE,       // SetControl
+            EventRequest::POSTCARD_MAX_SIZE,                                 // Inject
+            0,                                                               // ReadRegisters
+            GeneralRegisters::POSTCARD_MAX_SIZE + GprSet::POSTCARD_MAX_SIZE, // WriteRegisters
+            u8::POSTCARD_MAX_SIZE,                                           // RaiseInterrupt
+            0,                                                               // Run, Pause, Statistics
+            u16::POSTCARD_MAX_SIZE,                                          // Dump
+        ]);
+}
+
+/// Response's largest encoding (see [`Request`]'s).
+impl MaxSize for Response {
+    const POSTCARD_MAX_SIZE: usize = crate::wire::varint_len(7)
+        + max_of(&[
+            u16::POSTCARD_MAX_SIZE,              // Hello
+            batch_max_size::<u64>(MAX_FIELDS),   // Values, Written
+            0,                                   // Ok
+            GeneralRegisters::POSTCARD_MAX_SIZE, // Registers
+            Statistics::POSTCARD_MAX_SIZE,       // Statistics
+            DumpPage::POSTCARD_MAX_SIZE,         // Dump
+            ErrorReport::POSTCARD_MAX_SIZE,      // Error
+        ]);
+}
+
+impl MaxSize for DumpPage {
+    const POSTCARD_MAX_SIZE: usize =
+        batch_max_size::<FieldValue>(DUMP_PAGE_ENTRIES) + <Option<u16>>::POSTCARD_MAX_SIZE;
+}
+
+/// The largest of `sizes`.
+const fn max_of(sizes: &[usize]) -> usize {
+    let mut max = 0;
+    let mut i = 0;
+    while i < sizes.len() {
+        if sizes[i] > max {
+            max = sizes[i];
+        }
+        i += 1;
+    }
+    max
+}
+
 /// One page of a VMCS dump.
-#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DumpPage {
     /// Fields and their values.
+    #[serde(with = "crate::block::batch")]
     pub entries: Vec<FieldValue, DUMP_PAGE_ENTRIES>,
     /// The `start` of the next page, or `None` after the last.
     pub next: Option<u16>,

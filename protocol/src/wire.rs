@@ -27,7 +27,8 @@ pub enum WireError {
     /// Decoding: a `bool` or an option tag other than 0 or 1.
     BadTag,
     /// Decoding: a value the message type does not allow: an unknown variant index, a batch
-    /// longer than its capacity, unknown flag bits.
+    /// longer than its capacity, unknown flag bits, a block of the wrong length or with a
+    /// byte no value encodes as.
     InvalidValue,
     /// Decoding: the input decodes, but is not the message's one encoding (a varint with
     /// redundant bytes, such as `0x80 0x00` for 0).
@@ -37,7 +38,7 @@ pub enum WireError {
 }
 
 impl WireError {
-    fn from_postcard(error: postcard::Error) -> WireError {
+    pub(crate) fn from_postcard(error: postcard::Error) -> WireError {
         use postcard::Error as E;
         match error {
             E::SerializeBufferFull => WireError::BufferTooSmall,
@@ -64,9 +65,9 @@ impl fmt::Display for WireError {
             WireError::TrailingBytes { count } => write!(f, "{count} bytes after the end of the message"),
             WireError::BadVarint => f.write_str("malformed or overflowing varint"),
             WireError::BadTag => f.write_str("bool or option tag other than 0 or 1"),
-            WireError::InvalidValue => {
-                f.write_str("value not allowed (unknown variant, over-long batch or unknown flag bits)")
-            }
+            WireError::InvalidValue => f.write_str(
+                "value not allowed (unknown variant, over-long batch, unknown flag bits or bad block)",
+            ),
             WireError::NonCanonical => f.write_str("non-canonical encoding (redundant varint bytes)"),
             WireError::Unsupported => f.write_str("unsupported serialization feature"),
         }
@@ -88,6 +89,9 @@ pub fn encode<'b, T: Serialize + ?Sized>(message: &T, buf: &'b mut [u8]) -> Resu
     // `len` never exceeds `buf.len()`: the writer checks every byte.
     buf.get_mut(..len).ok_or(WireError::BufferTooSmall)
 }
+
+/// Longest output copied byte by byte; longer ones (blocks) are one `memcpy`.
+const SHORT_COPY: usize = 16;
 
 /// A serializer output into a slice. Postcard's own copies each varint with a
 /// variable-length `memcpy` call; varints are 1–10 bytes, and a checked byte loop is about
@@ -113,10 +117,19 @@ impl Flavor for Writer<'_> {
 
     #[inline(always)]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        // Byte by byte, each checked: the compiler does not turn this into a `memcpy` call.
-        for &byte in data {
-            self.try_push(byte)?;
+        if data.len() <= SHORT_COPY {
+            // Byte by byte, each checked: the compiler does not turn this into a `memcpy` call.
+            for &byte in data {
+                self.try_push(byte)?;
+            }
+            return Ok(());
         }
+        let end = self.position.saturating_add(data.len());
+        self.buf
+            .get_mut(self.position..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?
+            .copy_from_slice(data);
+        self.position = end;
         Ok(())
     }
 
@@ -133,12 +146,12 @@ impl Flavor for Writer<'_> {
 /// [`decode_canonical`] where only the one canonical encoding may pass.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-    let message = T::deserialize(&mut deserializer).map_err(WireError::from_postcard)?;
-    let rest = deserializer.finalize().map_err(WireError::from_postcard)?;
-    if rest.is_empty() {
-        Ok(message)
-    } else {
-        Err(WireError::TrailingBytes { count: rest.len() })
+    let result = T::deserialize(&mut deserializer);
+    let count = deserializer.finalize().map_or(0, <[u8]>::len);
+    match result {
+        Ok(_) if count != 0 => Err(WireError::TrailingBytes { count }),
+        Ok(message) => Ok(message),
+        Err(error) => Err(WireError::from_postcard(error)),
     }
 }
 
@@ -298,6 +311,21 @@ macro_rules! message_family {
     ($ty:ident) => {
         impl Message for $ty {
             const KIND: MessageKind = MessageKind::$ty;
+
+            #[inline]
+            fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+                $ty::encode(self, buf)
+            }
+
+            #[inline]
+            fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+                $ty::decode(bytes)
+            }
+
+            #[inline]
+            fn decode_canonical(bytes: &[u8]) -> Result<Self, WireError> {
+                $ty::decode_canonical(bytes)
+            }
         }
 
         impl $ty {
@@ -307,20 +335,20 @@ macro_rules! message_family {
             /// Encodes into the front of `buf` (see [`encode`]).
             #[inline]
             pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
-                encode(self, buf)
+                <$ty as FamilyCodec>::encode_family(self, buf)
             }
 
             /// Decodes one message from all of `bytes` (see [`decode`]).
             #[inline]
             pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-                decode(bytes)
+                <$ty as FamilyCodec>::decode_family(bytes)
             }
 
             /// Decodes one message from all of `bytes`, accepting only its canonical encoding
             /// (see [`decode_canonical`]).
             #[inline]
             pub fn decode_canonical(bytes: &[u8]) -> Result<Self, WireError> {
-                decode_canonical(bytes)
+                decode_canonical_family(bytes)
             }
         }
 
@@ -329,6 +357,72 @@ macro_rules! message_family {
             "message family exceeds one IPC payload"
         );
     };
+}
+
+/// How a family encodes and decodes: through serde, or (the exit record) by a direct path
+/// that produces and accepts exactly the same bytes.
+pub(crate) trait FamilyCodec: Sized {
+    fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError>;
+    fn decode_family(bytes: &[u8]) -> Result<Self, WireError>;
+}
+
+macro_rules! serde_codec {
+    ($($ty:ident),*) => {$(
+        impl FamilyCodec for $ty {
+            #[inline]
+            fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+                encode(self, buf)
+            }
+
+            #[inline]
+            fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
+                decode(bytes)
+            }
+        }
+    )*};
+}
+
+serde_codec!(Response, ExitReply);
+
+/// [`decode_canonical`] on a family's own paths: decodes, then re-encodes and compares.
+#[inline]
+fn decode_canonical_family<T: FamilyCodec>(bytes: &[u8]) -> Result<T, WireError> {
+    let message = T::decode_family(bytes)?;
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    match message.encode_family(&mut buf) {
+        Ok(encoding) if *encoding == *bytes => Ok(message),
+        _ => Err(WireError::NonCanonical),
+    }
+}
+
+impl FamilyCodec for Request {
+    #[inline]
+    fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+        encode(self, buf)
+    }
+
+    /// [`Request::ReadFields`], the most frequent request, is decoded directly into the result
+    /// (serde's derive moves the 136-byte batch through four results on its way out); the
+    /// checks come in the serde path's order, so both give the same result for every input.
+    #[inline]
+    fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
+        const READ_FIELDS: u8 = 1;
+        match bytes.split_first() {
+            Some((&READ_FIELDS, rest)) => {
+                let (block, rest) =
+                    postcard::take_from_bytes::<&[u8]>(rest).map_err(WireError::from_postcard)?;
+                let mut request = Request::ReadFields(heapless::Vec::new());
+                if let Request::ReadFields(fields) = &mut request {
+                    crate::block::take_batch(fields, block).ok_or(WireError::InvalidValue)?;
+                }
+                match rest.len() {
+                    0 => Ok(request),
+                    count => Err(WireError::TrailingBytes { count }),
+                }
+            }
+            _ => decode(bytes),
+        }
+    }
 }
 
 message_family!(Request);

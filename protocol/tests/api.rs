@@ -252,3 +252,58 @@ fn exit_reply_starts_empty() {
     assert_eq!(reply.seq, 42);
     assert!(reply.actions.is_empty());
 }
+
+#[test]
+fn json_shows_the_fields_of_block_encoded_types() {
+    // Register groups, guest state, exit records and batches are blocks on the wire but keep
+    // their field names and lists in JSON.
+    let record = ExitRecord {
+        seq: 9,
+        vcpu: 0,
+        reason: 30,
+        entry_failure: false,
+        detail: ExitDetail::Io {
+            port: 0x3F8,
+            size: AccessSize::Byte,
+            direction: IoDirection::Out,
+            string: false,
+            rep: false,
+            value: Some(0x41),
+        },
+        rip: 0x1000,
+        instruction_len: 1,
+        state: GuestState {
+            gprs: Some(GeneralRegisters {
+                rax: 0x41,
+                ..GeneralRegisters::default()
+            }),
+            segments: Some(Segments::default()),
+            ..GuestState::EMPTY
+        },
+        rejected: None,
+    };
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(json["seq"], 9);
+    assert_eq!(json["detail"]["Io"]["port"], 0x3F8);
+    assert_eq!(json["state"]["gprs"]["rax"], 0x41);
+    assert_eq!(json["state"]["gprs"]["r15"], 0);
+    assert_eq!(json["state"]["segments"]["tr"]["limit"], 0);
+    assert!(json["state"]["rsp"].is_null());
+    assert_eq!(serde_json::from_value::<ExitRecord>(json).unwrap(), record);
+
+    let write = Request::WriteFields(hvec(&[FieldValue {
+        encoding: 0x681E,
+        value: 7,
+    }]));
+    assert_eq!(
+        serde_json::to_string(&write).unwrap(),
+        r#"{"WriteFields":[{"encoding":26654,"value":7}]}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&Response::Values(hvec(&[1, 2]))).unwrap(),
+        r#"{"Values":[1,2]}"#
+    );
+    // Over-long batches are refused in JSON too.
+    let long = format!(r#"{{"ReadFields":{:?}}}"#, vec![1; MAX_FIELDS + 1]);
+    assert!(serde_json::from_str::<Request>(&long).is_err());
+}

@@ -80,12 +80,97 @@ proptest! {
     }
 }
 
+/// `ExitRecord::encode`/`decode`, `Request::decode` for read requests, the families'
+/// `decode_canonical` and the `Message` trait's methods take direct paths; the generic
+/// `encode`/`decode`/`decode_canonical` go through serde. Both must give the same bytes and
+/// the same results, errors included.
+fn direct_and_serde_paths_agree(bytes: &[u8]) {
+    assert_eq!(
+        ExitRecord::decode(bytes),
+        vmm_protocol::decode::<ExitRecord>(bytes),
+        "{bytes:02x?}"
+    );
+    assert_eq!(
+        Request::decode(bytes),
+        vmm_protocol::decode::<Request>(bytes),
+        "{bytes:02x?}"
+    );
+    // With the read-request tag in front, random bytes reach the direct path's checks.
+    let mut read = vec![1];
+    read.extend_from_slice(bytes);
+    assert_eq!(
+        Request::decode(&read),
+        vmm_protocol::decode::<Request>(&read),
+        "{read:02x?}"
+    );
+    // The families' canonical decoding re-encodes on their own paths.
+    assert_eq!(
+        ExitRecord::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<ExitRecord>(bytes)
+    );
+    assert_eq!(
+        Request::decode_canonical(&read),
+        vmm_protocol::decode_canonical::<Request>(&read)
+    );
+    assert_eq!(
+        Response::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<Response>(bytes)
+    );
+    assert_eq!(
+        ExitReply::decode_canonical(bytes),
+        vmm_protocol::decode_canonical::<ExitReply>(bytes)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn exit_record_direct_and_serde_paths_agree(record in exit_record(), cut in any::<prop::sample::Index>()) {
+        let mut direct = [0u8; MAX_MESSAGE_SIZE];
+        let mut serde = [0u8; MAX_MESSAGE_SIZE];
+        let bytes = record.encode(&mut direct).unwrap().to_vec();
+        prop_assert_eq!(&bytes, &vmm_protocol::encode(&record, &mut serde).unwrap().to_vec());
+        prop_assert_eq!(<ExitRecord as Message>::encode(&record, &mut direct).map(|b| b.len()), Ok(bytes.len()));
+        direct_and_serde_paths_agree(&bytes);
+        prop_assert_eq!(<ExitRecord as Message>::decode(&bytes), Ok(record.clone()));
+        // Short buffers fail alike.
+        let short = cut.index(bytes.len());
+        prop_assert_eq!(record.encode(&mut direct[..short]).map(|b| b.len()), Err(WireError::BufferTooSmall));
+        prop_assert_eq!(
+            vmm_protocol::encode(&record, &mut serde[..short]).map(|b| b.len()),
+            Err(WireError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn messages_round_trip_through_json(message in any_message()) {
+        // The human-readable forms (the CLI's JSON) of block-encoded types are their fields.
+        let json = match &message {
+            AnyMessage::Request(m) => serde_json::to_string(m),
+            AnyMessage::Response(m) => serde_json::to_string(m),
+            AnyMessage::ExitRecord(m) => serde_json::to_string(m),
+            AnyMessage::ExitReply(m) => serde_json::to_string(m),
+        }
+        .unwrap();
+        let back = match message.kind() {
+            MessageKind::Request => serde_json::from_str(&json).map(AnyMessage::Request),
+            MessageKind::Response => serde_json::from_str(&json).map(AnyMessage::Response),
+            MessageKind::ExitRecord => serde_json::from_str(&json).map(AnyMessage::ExitRecord),
+            MessageKind::ExitReply => serde_json::from_str(&json).map(AnyMessage::ExitReply),
+        }
+        .unwrap();
+        prop_assert_eq!(back, message);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in vec_of(any::<u8>(), 0..=MAX_MESSAGE_SIZE + 64)) {
         decode_all_families(&bytes);
+        direct_and_serde_paths_agree(&bytes);
     }
 
     /// Random bytes rarely get past the first byte; damaged valid messages reach deep.
@@ -105,5 +190,6 @@ proptest! {
             }
         }
         decode_all_families(&bytes);
+        direct_and_serde_paths_agree(&bytes);
     }
 }

@@ -72,13 +72,38 @@ fn layout_matches_the_documentation() {
         Request::Hello { version: 300 }.encode(&mut buf).unwrap(),
         &[0, 0xAC, 0x02]
     );
-    // A batch: variant, length, elements; u64::MAX takes 10 bytes.
+    // A batch: variant, then one byte string of the elements' little-endian blocks (its
+    // length is 8 bytes per u64).
     assert_eq!(
         Response::Values(hvec(&[1, u64::MAX])).encode(&mut buf).unwrap(),
         &[
-            1, 2, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01
+            1, 16, 1, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF
         ]
     );
+    // Field encodings are 4 bytes; a field-value pair is 4 + 8.
+    assert_eq!(
+        Request::ReadFields(hvec(&[0x681E])).encode(&mut buf).unwrap(),
+        &[1, 4, 0x1E, 0x68, 0, 0]
+    );
+    assert_eq!(
+        Request::WriteFields(hvec(&[FieldValue {
+            encoding: 0x4002,
+            value: 0x1234
+        }]))
+        .encode(&mut buf)
+        .unwrap(),
+        &[2, 12, 0x02, 0x40, 0, 0, 0x34, 0x12, 0, 0, 0, 0, 0, 0]
+    );
+    // A register group is one byte string: 15 registers of 8 bytes, RAX first.
+    let registers = GeneralRegisters {
+        rax: 0x0102_0304_0506_0708,
+        r15: 0xFF,
+        ..GeneralRegisters::default()
+    };
+    let bytes = Response::Registers(registers).encode(&mut buf).unwrap().to_vec();
+    assert_eq!(bytes.len(), 2 + 120);
+    assert_eq!(&bytes[..10], &[4, 120, 8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(&bytes[2 + 14 * 8..], &[0xFF, 0, 0, 0, 0, 0, 0, 0]);
     // An option is a 0/1 tag; a u8 is a raw byte.
     let inject = Request::Inject(EventRequest {
         vector: 0xEE,
@@ -149,20 +174,40 @@ fn unknown_variant_indexes_are_rejected() {
 
 #[test]
 fn over_long_batches_are_rejected() {
-    let mut bytes = vec![1, MAX_FIELDS as u8];
-    bytes.extend(std::iter::repeat_n(7, MAX_FIELDS));
-    assert!(matches!(Request::decode(&bytes), Ok(Request::ReadFields(f)) if f.len() == MAX_FIELDS));
-
-    let mut bytes = vec![1, MAX_FIELDS as u8 + 1];
-    bytes.extend(std::iter::repeat_n(7, MAX_FIELDS + 1));
+    // A full batch of field encodings: 32 blocks of 4 bytes, a 128-byte string.
+    let mut bytes = vec![1, 0x80, 0x01];
+    bytes.extend(std::iter::repeat_n(7, 4 * MAX_FIELDS));
+    assert!(matches!(
+        Request::decode(&bytes),
+        Ok(Request::ReadFields(f)) if f.len() == MAX_FIELDS && f.iter().all(|&e| e == 0x0707_0707)
+    ));
+    // One more block, present in full.
+    let mut bytes = vec![1, 0x84, 0x01];
+    bytes.extend(std::iter::repeat_n(7, 4 * (MAX_FIELDS + 1)));
     assert_eq!(Request::decode(&bytes), Err(WireError::InvalidValue));
-    // A huge claimed length with little data: stops at the capacity or the end of input.
+    // Not a whole number of blocks.
+    assert_eq!(
+        Request::decode(&[1, 5, 1, 2, 3, 4, 5]),
+        Err(WireError::InvalidValue)
+    );
+    assert_eq!(
+        Response::Values(hvec(&[1]))
+            .encode(&mut [0u8; 16])
+            .map(|b| b.len()),
+        Ok(10)
+    );
+    assert_eq!(
+        Response::decode(&[1, 7, 1, 0, 0, 0, 0, 0, 0]),
+        Err(WireError::InvalidValue)
+    );
+    // A huge claimed length with little data ends at the end of the input.
     assert_eq!(
         Request::decode(&[1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 7, 7]),
         Err(WireError::Truncated)
     );
-    let mut bytes = vec![1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
-    bytes.extend(std::iter::repeat_n(7, MAX_MESSAGE_SIZE));
+    // A length far beyond the capacity, with the data present.
+    let mut bytes = vec![2, 0x80, 0x08];
+    bytes.extend(std::iter::repeat_n(7, 1024));
     assert_eq!(Request::decode(&bytes), Err(WireError::InvalidValue));
 
     let mut bytes = vec![0, MAX_ACTIONS as u8 + 1];
@@ -192,22 +237,159 @@ fn over_long_batches_are_rejected() {
         rejected: None,
     };
     let good = AnyMessage::ExitRecord(record).encode();
-    // seq, vcpu, reason, entry_failure, variant 12, gpa, gla tag, access, qualification, length
-    assert_eq!(
-        &good[..10],
-        &[0, 0, 48, 0, 12, 0, 0, 0, 0, MAX_INSTRUCTION_LEN as u8]
-    );
-    let mut bad = good[..9].to_vec();
+    let block = record_block(&good);
+    // The detail after the 22-byte head: variant 12, gpa, gla tag, access, qualification,
+    // then the instruction bytes' count and the bytes.
+    let detail = &block[22..];
+    assert_eq!(detail[0], 12);
+    assert_eq!(detail[1 + 8 + 1 + 1 + 8], MAX_INSTRUCTION_LEN as u8);
+    let count_at = 22 + 1 + 8 + 1 + 1 + 8;
+    let mut bad = block[..count_at].to_vec();
     bad.push(MAX_INSTRUCTION_LEN as u8 + 1);
     bad.extend(std::iter::repeat_n(0x90, MAX_INSTRUCTION_LEN + 1));
-    bad.extend_from_slice(&good[10 + MAX_INSTRUCTION_LEN..]);
-    assert_eq!(ExitRecord::decode(&bad), Err(WireError::InvalidValue));
+    bad.extend_from_slice(&block[count_at + 1 + MAX_INSTRUCTION_LEN..]);
+    assert_eq!(
+        ExitRecord::decode(&record_message(&bad, &[0])),
+        Err(WireError::InvalidValue)
+    );
+}
+
+/// The record block of an encoded exit record (after its 1- or 2-byte length).
+fn record_block(message: &[u8]) -> Vec<u8> {
+    let (len, start) = if message[0] < 0x80 {
+        (usize::from(message[0]), 1)
+    } else {
+        (usize::from(message[0] & 0x7F) | usize::from(message[1]) << 7, 2)
+    };
+    message[start..start + len].to_vec()
+}
+
+/// An exit record message from a record block and the encoded `rejected`.
+fn record_message(block: &[u8], rejected: &[u8]) -> Vec<u8> {
+    let mut message = if block.len() < 0x80 {
+        vec![block.len() as u8]
+    } else {
+        vec![(block.len() as u8) | 0x80, (block.len() >> 7) as u8]
+    };
+    message.extend_from_slice(block);
+    message.extend_from_slice(rejected);
+    message
+}
+
+#[test]
+fn exit_record_layout() {
+    let record = ExitRecord {
+        seq: 0x0102_0304_0506_0708,
+        vcpu: 3,
+        reason: 30,
+        entry_failure: false,
+        detail: ExitDetail::Io {
+            port: 0x3F8,
+            size: AccessSize::Byte,
+            direction: IoDirection::Out,
+            string: false,
+            rep: true,
+            value: Some(0x41),
+        },
+        rip: 0xFFFF_FFFF_8100_0010,
+        instruction_len: 2,
+        state: GuestState {
+            rflags: Some(0x202),
+            ..GuestState::EMPTY
+        },
+        rejected: Some(ErrorReport::at(ErrorCode::InvalidAction, 1)),
+    };
+    let bytes = AnyMessage::ExitRecord(record.clone()).encode();
+    #[rustfmt::skip]
+    let block = [
+        8, 7, 6, 5, 4, 3, 2, 1, // seq
+        3, 0,                   // vcpu
+        30, 0,                  // reason
+        0,                      // entry_failure
+        0x10, 0, 0, 0x81, 0xFF, 0xFF, 0xFF, 0xFF, // rip
+        2,                      // instruction_len
+        8,                      // detail: Io
+        0xF8, 0x03,             // port
+        0,                      // size: Byte
+        1,                      // direction: Out
+        0, 1,                   // string, rep
+        1, 0x41, 0, 0, 0,       // value: Some(0x41)
+        4, 0,                   // state groups: RFLAGS
+        0x02, 0x02, 0, 0, 0, 0, 0, 0, // rflags
+    ];
+    // rejected: Some, InvalidAction (11), Some(1).
+    assert_eq!(bytes, record_message(&block, &[1, 11, 1, 1]));
+    assert_eq!(ExitRecord::decode(&bytes), Ok(record));
 }
 
 #[test]
 fn bad_bools_and_option_tags_are_rejected() {
     let record = ExitRecord {
         seq: 5,
+        vcpu: 0,
+        reason: 30,
+        entry_failure: false,
+        detail: ExitDetail::Io {
+            port: 0x60,
+            size: AccessSize::Byte,
+            direction: IoDirection::In,
+            string: false,
+            rep: false,
+            value: None,
+        },
+        rip: 0,
+        instruction_len: 1,
+        state: GuestState::EMPTY,
+        rejected: None,
+    };
+    let good = AnyMessage::ExitRecord(record).encode();
+    let block = record_block(&good);
+    // Head (22), Io (8), port, size, direction, string, rep, value tag, groups (2).
+    assert_eq!(block.len(), 22 + 8 + 2);
+    assert_eq!(good, record_message(&block, &[0]));
+    // Inside the block a bool or tag byte other than 0 or 1 is an invalid block.
+    for at in [12, 22 + 5, 22 + 6, 22 + 7] {
+        let mut bad = block.clone();
+        bad[at] = 2;
+        assert_eq!(
+            ExitRecord::decode(&record_message(&bad, &[0])),
+            Err(WireError::InvalidValue),
+            "byte {at}"
+        );
+    }
+    // Outside blocks postcard's tags apply: `rejected`.
+    assert_eq!(
+        ExitRecord::decode(&record_message(&block, &[2])),
+        Err(WireError::BadTag)
+    );
+    // An option tag in a request.
+    assert_eq!(Request::decode(&[4, 0xEE, 2, 0, 0]), Err(WireError::BadTag));
+}
+
+#[test]
+fn malformed_blocks_are_rejected() {
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    // A register block one byte short or long.
+    let good = Response::Registers(GeneralRegisters::default())
+        .encode(&mut buf)
+        .unwrap()
+        .to_vec();
+    let mut short = vec![4, 119];
+    short.extend_from_slice(&good[2..121]);
+    assert_eq!(Response::decode(&short), Err(WireError::InvalidValue));
+    let mut long = vec![4, 121];
+    long.extend_from_slice(&good[2..]);
+    long.push(0);
+    assert_eq!(Response::decode(&long), Err(WireError::InvalidValue));
+    assert_eq!(
+        Response::decode(&good),
+        Ok(Response::Registers(GeneralRegisters::default()))
+    );
+
+    // An exit record block: unknown detail variant, unknown group bit, a group missing its
+    // block, a block with bytes left over.
+    let record = ExitRecord {
+        seq: 1,
         vcpu: 0,
         reason: 12,
         entry_failure: false,
@@ -217,18 +399,25 @@ fn bad_bools_and_option_tags_are_rejected() {
         state: GuestState::EMPTY,
         rejected: None,
     };
-    let good = AnyMessage::ExitRecord(record).encode();
-    // seq, vcpu, reason, entry_failure, Hlt (5), rip, len, nine None tags, rejected None
-    assert_eq!(good, [5, 0, 12, 0, 5, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let mut bad = good.clone();
-    bad[3] = 2;
-    assert_eq!(ExitRecord::decode(&bad), Err(WireError::BadTag));
-    let mut bad = good.clone();
-    bad[7] = 2;
-    assert_eq!(ExitRecord::decode(&bad), Err(WireError::BadTag));
-    let mut bad = good.clone();
-    bad[16] = 0xFF;
-    assert_eq!(ExitRecord::decode(&bad), Err(WireError::BadTag));
+    let block = record_block(&AnyMessage::ExitRecord(record.clone()).encode());
+    assert_eq!(block.len(), 22 + 1 + 2);
+    let decode = |block: &[u8]| ExitRecord::decode(&record_message(block, &[0]));
+    assert_eq!(decode(&block), Ok(record));
+    let mut bad = block.clone();
+    bad[22] = 16;
+    assert_eq!(decode(&bad), Err(WireError::InvalidValue));
+    let mut bad = block.clone();
+    bad[24] = 0x02; // bit 9
+    assert_eq!(decode(&bad), Err(WireError::InvalidValue));
+    let mut bad = block.clone();
+    bad[23] = 0x40; // DR7, but no 8 bytes follow
+    assert_eq!(decode(&bad), Err(WireError::InvalidValue));
+    bad.extend_from_slice(&[0; 8]);
+    assert!(decode(&bad).is_ok());
+    bad.push(0);
+    assert_eq!(decode(&bad), Err(WireError::InvalidValue));
+    // A block shorter than its fixed head.
+    assert_eq!(decode(&block[..21]), Err(WireError::InvalidValue));
 }
 
 #[test]
@@ -252,8 +441,8 @@ fn overflowing_and_non_canonical_varints_are_rejected() {
     let redundant: [(&[u8], Request); 4] = [
         (&[0, 0x81, 0x00], Request::Hello { version: 1 }),
         (&[0, 0x80, 0x80, 0x00], Request::Hello { version: 0 }),
-        (&[0x88, 0x00], Request::Run),                          // variant index
-        (&[1, 0x81, 0x00, 5], Request::ReadFields(hvec(&[5]))), // batch length
+        (&[0x88, 0x00], Request::Run), // variant index
+        (&[1, 0x84, 0x00, 5, 0, 0, 0], Request::ReadFields(hvec(&[5]))), // batch length
     ];
     for (bytes, request) in redundant {
         assert_eq!(Request::decode(bytes), Ok(request), "{bytes:x?}");
@@ -264,7 +453,7 @@ fn overflowing_and_non_canonical_varints_are_rejected() {
         );
     }
     assert_eq!(
-        Request::decode_canonical(&[1, 1, 5]),
+        Request::decode_canonical(&[1, 4, 5, 0, 0, 0]),
         Ok(Request::ReadFields(hvec(&[5])))
     );
     // Other errors come first.
@@ -335,4 +524,34 @@ fn errors_display_one_line() {
         ErrorCode::VersionMismatch { server: 1 }.to_string(),
         "protocol version mismatch (server speaks 1)"
     );
+}
+
+#[test]
+fn block_lengths_are_postcard_varints() {
+    // The exit record and read requests are decoded without serde; their byte-string lengths
+    // must fail exactly as postcard's do.
+    let cases: [(&[u8], WireError); 5] = [
+        (&[0x80, 0x80], WireError::Truncated),
+        (&[0xFF; 10], WireError::BadVarint),
+        (
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02],
+            WireError::BadVarint,
+        ),
+        (
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+            WireError::Truncated,
+        ),
+        (&[0x05, 1, 2], WireError::Truncated),
+    ];
+    for (bytes, error) in cases {
+        assert_eq!(ExitRecord::decode(bytes), Err(error), "{bytes:x?}");
+        assert_eq!(decode::<ExitRecord>(bytes), Err(error), "{bytes:x?}");
+        let read: Vec<u8> = [1].iter().chain(bytes).copied().collect();
+        assert_eq!(Request::decode(&read), Err(error), "{read:x?}");
+        assert_eq!(decode::<Request>(&read), Err(error), "{read:x?}");
+    }
+    // Redundant length bytes decode (not canonically).
+    let read = [1, 0x84, 0x80, 0x00, 5, 0, 0, 0];
+    assert_eq!(Request::decode(&read), Ok(Request::ReadFields(hvec(&[5]))));
+    assert_eq!(Request::decode_canonical(&read), Err(WireError::NonCanonical));
 }

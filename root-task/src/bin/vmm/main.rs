@@ -8,6 +8,7 @@ mod fields;
 mod inject;
 mod number;
 mod run;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Controls(controls::Args),
     /// Build the VM-entry fields that inject an event (SDM Vol. 3C, Section 27.6).
     Inject(inject::Args),
+    /// Decode and encode the messages between components; their size limits.
+    Wire(wire::Args),
     /// Run a scripted guest: VMM server and device model over a transport.
     Run(run::Args),
     /// Exits per second through the bundled guest, per transport.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Controls(args) => controls::run(&args),
         Command::Decode(args) => decode::run(&args),
         Command::Inject(args) => inject::run(&args),
+        Command::Wire(args) => wire::run(&args),
     };
     match outcome {
         Ok(text) => {
