@@ -266,6 +266,7 @@ catalogue! {
         EptpIndex = 0x0004, "EPTP index", "25.6.20";
         HlatPrefixSize = 0x0006, "HLAT prefix size", "25.6.23";
         LastPidPointerIndex = 0x0008, "Last PID-pointer index", "25.6.8";
+        VirtualTimerVector = 0x000A, "Virtual-timer vector (APIC-timer virtualization)", "25.6.8";
     }
     /// 16-bit guest-state fields (SDM Vol. 3D, Table B-2).
     VmcsGuest16: Bits16, Guest, ReadWrite, u16, "B-2" {
@@ -330,11 +331,13 @@ catalogue! {
         SecondaryExitControls = 0x2044, "Secondary VM-exit controls", "25.7.1";
         SpecCtrlMask = 0x204A, "IA32_SPEC_CTRL mask", "25.6.26";
         SpecCtrlShadow = 0x204C, "IA32_SPEC_CTRL shadow", "25.6.26";
+        GuestDeadlineShadow = 0x204E, "Guest deadline shadow (APIC-timer virtualization)", "25.6.8";
         InjectedEventData = 0x2052, "Injected-event data (FRED)", "25.8.3";
     }
     /// 64-bit read-only data fields (SDM Vol. 3D, Table B-5).
     VmcsReadOnly64: Bits64, ReadOnly, ReadOnly, u64, "B-5" {
         GuestPhysicalAddress = 0x2400, "Guest-physical address", "25.9.1";
+        MsrData = 0x2402, "MSR data (RDMSRLIST/WRMSRLIST exits)", "25.9.4";
         OriginalEventData = 0x2404, "Original-event data (FRED)", "25.9.3";
     }
     /// 64-bit guest-state fields (SDM Vol. 3D, Table B-6).
@@ -360,6 +363,8 @@ catalogue! {
         FredSsp1 = 0x2824, "Guest IA32_FRED_SSP1", "25.4.1";
         FredSsp2 = 0x2826, "Guest IA32_FRED_SSP2", "25.4.1";
         FredSsp3 = 0x2828, "Guest IA32_FRED_SSP3", "25.4.1";
+        SpecCtrl = 0x282E, "Guest IA32_SPEC_CTRL", "25.4.1";
+        Deadline = 0x2830, "Guest deadline (APIC-timer virtualization)", "25.4.2";
     }
     /// 64-bit host-state fields (SDM Vol. 3D, Table B-7).
     VmcsHost64: Bits64, Host, ReadWrite, u64, "B-7" {
@@ -375,6 +380,7 @@ catalogue! {
         FredSsp1 = 0x2C12, "Host IA32_FRED_SSP1", "25.5";
         FredSsp2 = 0x2C14, "Host IA32_FRED_SSP2", "25.5";
         FredSsp3 = 0x2C16, "Host IA32_FRED_SSP3", "25.5";
+        SpecCtrl = 0x2C1A, "Host IA32_SPEC_CTRL", "25.5";
     }
     /// 32-bit control fields (SDM Vol. 3D, Table B-8).
     VmcsControl32: Bits32, Control, ReadWrite, u32, "B-8" {

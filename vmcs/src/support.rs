@@ -52,6 +52,7 @@ pub const fn requirement(field: Field) -> FieldRequirement {
             VmcsControl16::EptpIndex => Control(Secondary, 18),
             VmcsControl16::HlatPrefixSize => Control(Tertiary, 1),
             VmcsControl16::LastPidPointerIndex => Control(Tertiary, 4),
+            VmcsControl16::VirtualTimerVector => Control(Tertiary, 8),
         },
         Field::VmcsGuest16(f) => match f {
             VmcsGuest16::InterruptStatus => Control(Secondary, 9),
@@ -91,6 +92,7 @@ pub const fn requirement(field: Field) -> FieldRequirement {
             VmcsControl64::PidPointerTableAddress => Control(Tertiary, 4),
             VmcsControl64::SecondaryExitControls => Control(Exit, 31),
             VmcsControl64::SpecCtrlMask | VmcsControl64::SpecCtrlShadow => Control(Tertiary, 7),
+            VmcsControl64::GuestDeadlineShadow => Control(Tertiary, 8),
             VmcsControl64::InjectedEventData => Control(Entry, 23),
             VmcsControl64::IoBitmapA
             | VmcsControl64::IoBitmapB
@@ -103,6 +105,8 @@ pub const fn requirement(field: Field) -> FieldRequirement {
         },
         Field::VmcsReadOnly64(f) => match f {
             VmcsReadOnly64::GuestPhysicalAddress => Control(Secondary, 1),
+            // Filled by RDMSRLIST/WRMSRLIST exits ("enable MSR-list instructions").
+            VmcsReadOnly64::MsrData => Control(Tertiary, 6),
             VmcsReadOnly64::OriginalEventData => Control(Entry, 23),
         },
         Field::VmcsGuest64(f) => match f {
@@ -117,6 +121,9 @@ pub const fn requirement(field: Field) -> FieldRequirement {
             VmcsGuest64::RtitCtl => EitherControl((Entry, 18), (Exit, 25)),
             VmcsGuest64::LbrCtl => EitherControl((Entry, 21), (Exit, 26)),
             VmcsGuest64::Pkrs => Control(Entry, 22),
+            // Loaded by the "load IA32_SPEC_CTRL" VM-entry control.
+            VmcsGuest64::SpecCtrl => Control(Entry, 24),
+            VmcsGuest64::Deadline => Control(Tertiary, 8),
             VmcsGuest64::FredConfig
             | VmcsGuest64::FredRsp1
             | VmcsGuest64::FredRsp2
@@ -131,6 +138,8 @@ pub const fn requirement(field: Field) -> FieldRequirement {
             VmcsHost64::Efer => Control(Exit, 21),
             VmcsHost64::PerfGlobalCtrl => Control(Exit, 12),
             VmcsHost64::Pkrs => Control(Exit, 29),
+            // Loaded by the "load IA32_SPEC_CTRL" secondary VM-exit control.
+            VmcsHost64::SpecCtrl => Control(Exit2, 2),
             VmcsHost64::FredConfig
             | VmcsHost64::FredRsp1
             | VmcsHost64::FredRsp2
