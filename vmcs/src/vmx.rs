@@ -196,7 +196,9 @@ pointer_instruction!(vmclear_raw, "vmclear");
 pointer_instruction!(vmptrld_raw, "vmptrld");
 
 /// A VMCS region the caller owns: 4-KiB aligned physical memory whose first 31 bits hold the
-/// VMCS revision identifier (SDM Vol. 3C, Section 25.2).
+/// VMCS revision identifier (SDM Vol. 3C, Section 25.2). Before its memory is freed or reused,
+/// [`VmxRoot::clear`] it: the processor may still hold its data (Section 25.11.1); the types do
+/// not enforce this.
 #[derive(Debug)]
 pub struct VmcsRegion {
     physical: u64,
