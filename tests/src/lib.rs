@@ -336,6 +336,14 @@ impl System<'_, '_> {
         }
     }
 
+    /// Runs to the guest's debug-exit with status 0, checks the scripted guest's expectations
+    /// and the transcript `name`: the end of most exit-protocol tests.
+    pub fn run_to_clean_stop(&mut self, name: &str) {
+        assert_eq!(self.run(100), Ok(RunOutcome::Stopped(0)), "{name}");
+        self.assert_model_satisfied();
+        self.check_transcript(name);
+    }
+
     /// Fails with the model's differences, if any.
     pub fn assert_model_satisfied(&self) {
         let model = self.server.kernel();

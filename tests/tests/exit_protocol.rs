@@ -314,9 +314,7 @@ fn mmio_read_and_write() {
     memory.bytes_mut()[0x1013..0x1019].copy_from_slice(&[0x8B, 0x05, 0x04, 0x00, 0xC0, 0xFE]);
     system!(sys, KernelRules::Sel4V5, &steps, memory);
     sys.boot();
-    assert_eq!(sys.run(100), Ok(RunOutcome::Stopped(0)));
-    sys.assert_model_satisfied();
-    sys.check_transcript("mmio");
+    sys.run_to_clean_stop("mmio");
 }
 
 #[test]
@@ -512,9 +510,7 @@ fn interrupt_window_exit_delivers_the_queued_interrupt() {
         sys.request(DEVICE_MODEL, Request::RaiseInterrupt { vector: 0x30 }),
         Response::Ok
     );
-    assert_eq!(sys.run(100), Ok(RunOutcome::Stopped(0)));
-    sys.assert_model_satisfied();
-    sys.check_transcript("interrupt_window");
+    sys.run_to_clean_stop("interrupt_window");
 }
 
 #[test]
@@ -538,9 +534,7 @@ fn hlt_without_an_interrupt_waits_until_one_is_raised() {
         Response::Ok
     );
     assert_eq!(sys.server.state(), RunState::Running);
-    assert_eq!(sys.run(100), Ok(RunOutcome::Stopped(0)));
-    sys.assert_model_satisfied();
-    sys.check_transcript("hlt_waits");
+    sys.run_to_clean_stop("hlt_waits");
 }
 
 #[test]
