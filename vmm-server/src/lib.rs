@@ -9,6 +9,7 @@
 extern crate std;
 
 pub mod cache;
+pub mod composition;
 pub mod kernel;
 pub mod memory;
 pub mod model;

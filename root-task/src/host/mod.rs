@@ -20,14 +20,7 @@ pub use report::RunReport;
 pub use transport::{RunOptions, Transport, run};
 
 /// Badges the composer mints, one per client of the VMM server.
-pub mod badge {
-    /// The device model.
-    pub const DEVICE_MODEL: u64 = 1;
-    /// The controller (the composer itself).
-    pub const CONTROLLER: u64 = 2;
-    /// A read-only monitor.
-    pub const MONITOR: u64 = 3;
-}
+pub use vmm_server::composition::badge;
 
 /// Why a run failed.
 #[derive(Debug)]

@@ -21,6 +21,10 @@ use vmm_server::model::{
     ExitSpec, Expectation, KernelRules, Label, Register, RegisterValues, StartState, Step,
 };
 
+use vmm_server::composition::{
+    FixedGuestImage, GUEST_IMAGE_MAX_CHUNK, GUEST_IMAGE_MAX_CHUNKS, GUEST_IMAGE_MAX_STEPS, GuestImage,
+};
+
 use device_model::platform::{CPUID_0, DEBUG_EXIT_PORT, MMIO_BASE, MSR_APIC_BASE, UART_PORT};
 
 /// Initial guest memory contents.
@@ -134,6 +138,37 @@ impl ScriptFile {
             slot.copy_from_slice(&bytes);
         }
         Ok(())
+    }
+}
+
+impl ScriptFile {
+    /// The script as a guest image ([`vmm_server::composition::GuestImage`], postcard), checked
+    /// to fit the fixed capacities of a freestanding VMM server ([`FixedGuestImage`]).
+    ///
+    /// # Errors
+    /// Bad memory hex, or more steps or memory than the fixed image holds.
+    pub fn guest_image(&self) -> Result<Vec<u8>, ScriptError> {
+        let memory = self
+            .memory
+            .iter()
+            .map(|m| Ok((m.gpa, script_bytes(m)?)))
+            .collect::<Result<Vec<_>, ScriptError>>()?;
+        let image = GuestImage {
+            rules: self.rules,
+            start: self.start,
+            cr0: self.cr0,
+            memory,
+            steps: self.steps.clone(),
+        };
+        let bytes = postcard::to_stdvec(&image).map_err(|e| ScriptError::Memory(e.to_string()))?;
+        let fixed: FixedGuestImage = postcard::from_bytes(&bytes).map_err(|_| {
+            ScriptError::Memory(format!(
+                "the guest image holds at most {GUEST_IMAGE_MAX_STEPS} steps and \
+                 {GUEST_IMAGE_MAX_CHUNKS} memory entries of {GUEST_IMAGE_MAX_CHUNK} bytes"
+            ))
+        })?;
+        debug_assert_eq!(fixed.steps.len(), self.steps.len());
+        Ok(bytes)
     }
 }
 
@@ -414,6 +449,33 @@ mod tests {
         let json = serde_json::to_string_pretty(&script).unwrap();
         assert_eq!(ScriptFile::parse(&json).unwrap(), script);
         assert_eq!(script.steps.len(), 2 + 2 * HELLO.len() + 2 + 2 + 3);
+    }
+
+    #[test]
+    fn the_bundled_guest_travels_as_a_fixed_capacity_image() {
+        let script = bundled_hello();
+        let bytes = script.guest_image().unwrap();
+        let image: FixedGuestImage = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(image.steps.as_slice(), script.steps.as_slice());
+        assert_eq!(
+            (image.start, image.cr0, image.rules),
+            (script.start, script.cr0, script.rules)
+        );
+        let mut ram = vec![0u8; 0x1_0000];
+        script.load_memory(&mut ram).unwrap();
+        for (gpa, chunk) in &image.memory {
+            let at = usize::try_from(*gpa).unwrap();
+            assert_eq!(&ram[at..at + chunk.len()], chunk.as_slice());
+        }
+        assert!(!image.memory.is_empty(), "the MMIO instruction bytes");
+    }
+
+    #[test]
+    fn a_guest_too_large_for_the_fixed_image_is_refused() {
+        let mut script = bundled_hello();
+        let step = script.steps[0].clone();
+        script.steps.resize(GUEST_IMAGE_MAX_STEPS + 1, step);
+        assert!(matches!(script.guest_image(), Err(ScriptError::Memory(m)) if m.contains("at most")));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Args {
     /// Print the script (JSON) instead of running it.
     #[arg(long)]
     print_script: bool,
+    /// Write the script as the guest image the VMM server loads on seL4 (postcard; see
+    /// `cargo xtask test`) to this file instead of running it.
+    #[arg(long)]
+    export_guest: Option<PathBuf>,
     /// Repeat the bundled guest's work this many times before it stops.
     #[arg(long, conflicts_with = "script")]
     rounds: Option<usize>,
@@ -43,6 +47,16 @@ pub fn run(args: &Args) -> Result<String, Refusal> {
     };
     if args.print_script {
         return Ok(serde_json::to_string_pretty(&script)?);
+    }
+    if let Some(path) = &args.export_guest {
+        let image = script.guest_image()?;
+        std::fs::write(path, &image).map_err(|e| Refusal(format!("{}: {e}", path.display())))?;
+        return Ok(format!(
+            "{}: guest image, {} steps, {} bytes",
+            path.display(),
+            script.steps.len(),
+            image.len()
+        ));
     }
     let options = RunOptions {
         script,
