@@ -1,0 +1,546 @@
+//! The root task: creates every object from untyped memory, loads the three components into
+//! address spaces of their own, gives each exactly the capabilities of [`sel4_system::layout`],
+//! starts them, serves as their fault handler, drives the VMM server as its controller, and
+//! judges the run (`SEL4-SYSTEM:` lines on the serial line; QEMU ends through port 0xF4).
+#![no_std]
+#![no_main]
+
+use sel4::{
+    AsidPool, BootInfo, CNode, CapRights, Endpoint, Error, IoPort, IoPortControl, MessageInfo, Notification,
+    ObjectType, Page, Pml4, Tcb, Untyped, UserContext,
+};
+use sel4_system::elf::{Elf, page_contents};
+use sel4_system::layout::{
+    self, CNODE_BITS, COMPONENT_PRIORITY, Component, IPC_BUFFER, QEMU_EXIT_PORT, UART_FIRST_PORT, UART_LAST_PORT,
+    VMM_READY_BADGE, dm_badge, slot,
+};
+use sel4_system::report::{DeviceModelStatistics, MAX_REPORT, Report};
+use sel4_system::runtime::MARKER;
+use sel4_system::{ipc, main, println};
+use vmm_protocol::{ErrorCode, Response};
+use vmm_server::composition::{FixedGuestImage, badge, boot_sequence};
+
+main!("root-task", compose);
+
+macro_rules! component_image {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!(
+                "SEL4_COMPONENTS_DIR",
+                "built by `cargo xtask`, which names the component images' directory in SEL4_COMPONENTS_DIR"
+            ),
+            "/",
+            $name
+        ))
+    };
+}
+
+static DEVICE_MODEL_IMAGE: &[u8] = component_image!("device-model");
+static MONITOR_IMAGE: &[u8] = component_image!("monitor");
+static VMM_SERVER_IMAGE: &[u8] = component_image!("vmm-server");
+/// The guest the VMM server plays: the root task reads its start state for the boot requests.
+static GUEST_IMAGE: &[u8] = include_bytes!(env!(
+    "SEL4_GUEST_IMAGE",
+    "built by `cargo xtask`, which names the guest image in SEL4_GUEST_IMAGE"
+));
+
+const PAGE_SIZE: u64 = 4096;
+/// Where the root task maps a frame for a moment to fill it (its own address space; away from
+/// its image so the kernel's paging structures are not in the way).
+const SCRATCH: u64 = 0x80_0000_0000;
+/// Capability-pointer depth in the root task's CSpace (a full word).
+const ROOT_DEPTH: u8 = 64;
+
+fn image_of(component: Component) -> &'static [u8] {
+    match component {
+        Component::DeviceModel => DEVICE_MODEL_IMAGE,
+        Component::Monitor => MONITOR_IMAGE,
+        Component::VmmServer => VMM_SERVER_IMAGE,
+    }
+}
+
+/// Hands out empty slots of the root CNode and kernel objects made from untyped memory.
+struct Allocator {
+    next_slot: u64,
+    end_slot: u64,
+    untyped: (u64, u64),
+    untyped_list: &'static [sel4::UntypedDesc],
+}
+
+impl Allocator {
+    fn new(bootinfo: &'static BootInfo) -> Self {
+        let empty = bootinfo.empty();
+        let untyped = bootinfo.untyped();
+        Self {
+            next_slot: empty.start,
+            end_slot: empty.end,
+            untyped: (untyped.start, untyped.end),
+            untyped_list: bootinfo.untyped_list(),
+        }
+    }
+
+    fn slot(&mut self) -> u64 {
+        assert!(self.next_slot < self.end_slot, "the root CNode is full");
+        self.next_slot += 1;
+        self.next_slot - 1
+    }
+
+    /// A new object of `object_type` (`size_bits` for CNodes and untypeds) in a new slot:
+    /// `seL4_Untyped_Retype` on the first untyped with room left.
+    fn object(&mut self, object_type: ObjectType, size_bits: u64) -> u64 {
+        let slot = self.slot();
+        for (cptr, desc) in (self.untyped.0..self.untyped.1).zip(self.untyped_list) {
+            if desc.is_device() {
+                continue;
+            }
+            match Untyped::from_bits(cptr).retype(object_type, size_bits, root_cnode(), 0, 0, slot, 1) {
+                Ok(()) => return slot,
+                Err(Error::NotEnoughMemory) => {}
+                Err(e) => panic!("retype {object_type:?} from untyped {cptr}: {e:?}"),
+            }
+        }
+        panic!("no untyped memory left for {object_type:?}")
+    }
+}
+
+fn root_cnode() -> CNode {
+    CNode::from_bits(sel4::sys::seL4_CapInitThreadCNode)
+}
+
+/// An address space (a PML4) and the paging structures mapped into it so far.
+struct AddressSpace {
+    pml4: Pml4,
+    /// (level, index of the region the table covers): 3 PDPT, 2 page directory, 1 page table.
+    tables: heapless::Vec<(u8, u64), 32>,
+}
+
+impl AddressSpace {
+    fn new(pml4: Pml4) -> Self {
+        Self {
+            pml4,
+            tables: heapless::Vec::new(),
+        }
+    }
+
+    /// Maps the paging structures `vaddr` needs that are not there yet.
+    fn ensure_tables(&mut self, alloc: &mut Allocator, vaddr: u64) {
+        for (level, shift) in [(3u8, 39u32), (2, 30), (1, 21)] {
+            let key = (level, vaddr >> shift);
+            if self.tables.contains(&key) {
+                continue;
+            }
+            let base = vaddr & !((1u64 << shift) - 1);
+            let mapped = match level {
+                3 => {
+                    let t = alloc.object(ObjectType::X86Pdpt, 0);
+                    sel4::Pdpt::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                }
+                2 => {
+                    let t = alloc.object(ObjectType::X86PageDirectory, 0);
+                    sel4::PageDirectory::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                }
+                _ => {
+                    let t = alloc.object(ObjectType::X86PageTable, 0);
+                    sel4::PageTable::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                }
+            };
+            match mapped {
+                // DeleteFirst: the kernel mapped one there for the root task's own image.
+                Ok(()) | Err(Error::DeleteFirst) => {}
+                Err(e) => panic!("mapping a level-{level} table at {vaddr:#x}: {e:?}"),
+            }
+            assert!(self.tables.push(key).is_ok(), "too many paging structures");
+        }
+    }
+
+    /// `seL4_X86_Page_Map` of `frame` at `vaddr`.
+    fn map(&mut self, alloc: &mut Allocator, frame: Page, vaddr: u64, writable: bool) {
+        self.ensure_tables(alloc, vaddr);
+        let rights = if writable { CapRights::READ_WRITE } else { CapRights::READ };
+        if let Err(e) = frame.map(self.pml4, vaddr, rights, sel4::VmAttributes::DEFAULT) {
+            panic!("mapping a frame at {vaddr:#x}: {e:?}");
+        }
+    }
+}
+
+/// Loads `image` into a new address space; returns it and the entry point.
+fn load(alloc: &mut Allocator, scratch: &mut AddressSpace, image: &[u8]) -> (AddressSpace, u64) {
+    let elf = match Elf::parse(image) {
+        Ok(elf) => elf,
+        Err(e) => panic!("component image: {e:?}"),
+    };
+    let pml4 = Pml4::from_bits(alloc.object(ObjectType::X64Pml4, 0));
+    if let Err(e) = AsidPool::from_bits(sel4::sys::seL4_CapInitThreadASIDPool).assign(pml4) {
+        panic!("ASID for a component: {e:?}");
+    }
+    let mut space = AddressSpace::new(pml4);
+    for segment in elf.segments() {
+        let segment = segment.unwrap_or_else(|e| panic!("component segment: {e:?}"));
+        let first = segment.vaddr & !(PAGE_SIZE - 1);
+        let end = segment.vaddr + segment.mem_size;
+        for page in (first..end).step_by(PAGE_SIZE as usize) {
+            let frame = Page::from_bits(alloc.object(ObjectType::X86Page4K, 0));
+            // New frames are zero (the kernel clears untyped memory it retypes): only the
+            // file bytes need copying, through a moment's mapping into the root task.
+            if let Some((at, bytes)) = page_contents(&elf, &segment, page, PAGE_SIZE) {
+                scratch.map(alloc, frame, SCRATCH, true);
+                // SAFETY: the frame is mapped writable at SCRATCH for one page; `at + len`
+                // stays within it (page_contents clips to the page).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(bytes.as_ptr(), (SCRATCH as *mut u8).add(at), bytes.len());
+                }
+                if let Err(e) = frame.unmap() {
+                    panic!("unmapping the scratch page: {e:?}");
+                }
+            }
+            space.map(alloc, frame, page, segment.writable);
+        }
+    }
+    (space, elf.entry)
+}
+
+/// The kernel objects the components share.
+struct Shared {
+    root_endpoint: Endpoint,
+    vmm_endpoint: Endpoint,
+    dm_endpoint: Endpoint,
+    vmm_notification: Notification,
+}
+
+/// A started component.
+struct Started {
+    tcb: Tcb,
+}
+
+/// Copies (badge `None`) or mints the root task's capability `source` into `cnode` at `slot`.
+fn give(cnode: CNode, slot: u64, source: u64, rights: CapRights, badge: Option<u64>) {
+    let done = match badge {
+        None => cnode.copy(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights),
+        Some(badge) => cnode.mint(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights, badge),
+    };
+    if let Err(e) = done {
+        panic!("giving slot {slot}: {e:?}");
+    }
+}
+
+/// Creates `component`: CSpace with its capabilities, address space with its image and IPC
+/// buffer, TCB; then starts it.
+fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, component: Component) -> Started {
+    let cnode = CNode::from_bits(alloc.object(ObjectType::CNode, u64::from(CNODE_BITS)));
+    // Calls need the grant right in seL4 5.0: without it the kernel makes no reply capability
+    // and the caller is left inactive.
+    let call = CapRights::WRITE_GRANT;
+    give(cnode, slot::FAULT, shared.root_endpoint.bits(), call, Some(layout::fault_badge(component)));
+    give(cnode, slot::REPORT, shared.root_endpoint.bits(), call, Some(layout::report_badge(component)));
+    match component {
+        Component::VmmServer => {
+            give(cnode, slot::SERVICE, shared.vmm_endpoint.bits(), CapRights::READ, None);
+            give(
+                cnode,
+                slot::DEVICE_MODEL,
+                shared.dm_endpoint.bits(),
+                call,
+                Some(dm_badge::EXIT_RECORDS),
+            );
+        }
+        Component::DeviceModel => {
+            give(cnode, slot::SERVICE, shared.dm_endpoint.bits(), CapRights::READ, None);
+            give(cnode, slot::VMM, shared.vmm_endpoint.bits(), call, Some(badge::DEVICE_MODEL));
+            give(
+                cnode,
+                slot::VMM_NOTIFICATION,
+                shared.vmm_notification.bits(),
+                CapRights::WRITE,
+                Some(VMM_READY_BADGE),
+            );
+            let issued = IoPortControl::from_bits(sel4::sys::seL4_CapIOPort).issue(
+                UART_FIRST_PORT,
+                UART_LAST_PORT,
+                cnode,
+                slot::UART_PORTS,
+                CNODE_BITS,
+            );
+            if let Err(e) = issued {
+                panic!("issuing the UART's I/O ports: {e:?}");
+            }
+        }
+        Component::Monitor => {
+            give(cnode, slot::VMM, shared.vmm_endpoint.bits(), call, Some(badge::MONITOR));
+        }
+    }
+
+    let (mut space, entry) = load(alloc, scratch, image_of(component));
+    let ipc_buffer = Page::from_bits(alloc.object(ObjectType::X86Page4K, 0));
+    space.map(alloc, ipc_buffer, IPC_BUFFER, true);
+
+    let tcb = Tcb::from_bits(alloc.object(ObjectType::Tcb, 0));
+    // The guard makes a slot number the whole capability pointer (see `layout::CNODE_BITS`).
+    let guard = sel4::CapData::guard(0, 64 - u64::from(CNODE_BITS));
+    let configured = tcb.configure(
+        slot::FAULT,
+        COMPONENT_PRIORITY,
+        cnode,
+        guard,
+        space.pml4,
+        sel4::CapData::NONE,
+        IPC_BUFFER,
+        ipc_buffer,
+    );
+    if let Err(e) = configured {
+        panic!("configuring {}: {e:?}", component.name());
+    }
+    if component == Component::VmmServer {
+        if let Err(e) = tcb.bind_notification(shared.vmm_notification) {
+            panic!("binding the VMM server's notification: {e:?}");
+        }
+    }
+    let registers = UserContext {
+        rip: entry,
+        ..UserContext::default()
+    };
+    if let Err(e) = tcb.write_registers(true, &registers) {
+        panic!("starting {}: {e:?}", component.name());
+    }
+    println!("started {} (entry {entry:#x})", component.name());
+    Started { tcb }
+}
+
+/// What the run produced, for the verdict.
+#[derive(Default)]
+struct Collected {
+    device_model: Option<Report>,
+    monitor: Option<Report>,
+    guest: Option<Report>,
+}
+
+fn compose(bootinfo: u64) -> ! {
+    // SAFETY: the kernel passes the BootInfo frame's address in rdi; it stays mapped for ever.
+    let bootinfo: &'static BootInfo = unsafe { &*(bootinfo as *const BootInfo) };
+    // SAFETY: BootInfo names the initial thread's IPC buffer; this is the only thread.
+    unsafe { sel4::set_ipc_buffer(bootinfo.ipc_buffer()) };
+    println!(
+        "{} untyped regions, slots {}..{} free",
+        bootinfo.untyped().end - bootinfo.untyped().start,
+        bootinfo.empty().start,
+        bootinfo.empty().end
+    );
+    let mut alloc = Allocator::new(bootinfo);
+    let mut scratch = AddressSpace::new(Pml4::from_bits(sel4::sys::seL4_CapInitThreadVSpace));
+    let shared = Shared {
+        root_endpoint: Endpoint::from_bits(alloc.object(ObjectType::Endpoint, 0)),
+        vmm_endpoint: Endpoint::from_bits(alloc.object(ObjectType::Endpoint, 0)),
+        dm_endpoint: Endpoint::from_bits(alloc.object(ObjectType::Endpoint, 0)),
+        vmm_notification: Notification::from_bits(alloc.object(ObjectType::Notification, 0)),
+    };
+    // The root task's own badged capabilities: controller of the VMM server, statistics of
+    // the device model, and QEMU's exit port.
+    let controller = Endpoint::from_bits(alloc.slot());
+    give_root(controller.bits(), shared.vmm_endpoint.bits(), badge::CONTROLLER);
+    let dm_statistics = Endpoint::from_bits(alloc.slot());
+    give_root(dm_statistics.bits(), shared.dm_endpoint.bits(), dm_badge::STATISTICS);
+    let exit_port = IoPort::from_bits(alloc.slot());
+    if let Err(e) = IoPortControl::from_bits(sel4::sys::seL4_CapIOPort).issue(
+        QEMU_EXIT_PORT,
+        QEMU_EXIT_PORT,
+        root_cnode(),
+        exit_port.bits(),
+        ROOT_DEPTH,
+    ) {
+        panic!("issuing the exit port: {e:?}");
+    }
+
+    let started = Component::ALL.map(|c| spawn(&mut alloc, &mut scratch, &shared, c));
+    println!(
+        "{} components started; {} slots used",
+        started.len(),
+        alloc.next_slot - bootinfo.empty().start
+    );
+
+    let collected = collect(&shared, controller);
+    let verdict = judge(&collected, controller, dm_statistics);
+    finish(exit_port, verdict)
+}
+
+fn give_root(dest: u64, source: u64, badge: u64) {
+    if let Err(e) = root_cnode().mint(dest, ROOT_DEPTH, root_cnode(), source, ROOT_DEPTH, CapRights::WRITE_GRANT, badge) {
+        panic!("minting slot {dest}: {e:?}");
+    }
+}
+
+/// Serves the root endpoint: reports and faults. Boots the guest once the device model and the
+/// monitor have reported; returns when the guest has stopped (or failed).
+fn collect(shared: &Shared, controller: Endpoint) -> Collected {
+    let mut collected = Collected::default();
+    let mut booted = false;
+    loop {
+        let (info, badge) = shared.root_endpoint.recv();
+        let Some((component, is_fault)) = Component::from_badge(badge) else {
+            println!("{MARKER} FAIL message with unknown badge {badge:#x}");
+            return collected;
+        };
+        if is_fault {
+            print_fault(component, info);
+            return collected;
+        }
+        let mut buf = [0u8; MAX_REPORT];
+        let report = ipc::read_payload(info, &mut buf)
+            .ok()
+            .and_then(|len| postcard::from_bytes::<Report>(&buf[..len]).ok());
+        let Some(report) = report else {
+            println!("{MARKER} FAIL unreadable report from {}", component.name());
+            return collected;
+        };
+        println!("report from {}: {report:?}", component.name());
+        let finished = matches!(report, Report::GuestStopped { .. } | Report::GuestFailed { .. });
+        match component {
+            Component::DeviceModel => collected.device_model = Some(report),
+            Component::Monitor => collected.monitor = Some(report),
+            Component::VmmServer => collected.guest = Some(report),
+        }
+        if finished {
+            return collected;
+        }
+        if !booted && collected.device_model.is_some() && collected.monitor.is_some() {
+            booted = true;
+            if let Err(why) = boot(controller) {
+                println!("{MARKER} FAIL boot: {why}");
+                return collected;
+            }
+        }
+    }
+}
+
+/// The controller's boot sequence over IPC.
+fn boot(controller: Endpoint) -> Result<(), &'static str> {
+    let image: FixedGuestImage = postcard::from_bytes(GUEST_IMAGE).map_err(|_| "the guest image does not decode")?;
+    for step in boot_sequence(image.start, image.cr0) {
+        match ipc::request(controller, &step.request) {
+            Ok(response) if (step.accepted)(&response) => {}
+            Ok(response) => {
+                println!("{}: refused: {response:?}", step.name);
+                return Err(step.name);
+            }
+            Err(e) => {
+                println!("{}: {e:?}", step.name);
+                return Err(step.name);
+            }
+        }
+    }
+    println!("guest started");
+    Ok(())
+}
+
+fn print_fault(component: Component, info: MessageInfo) {
+    let mut words = [0u64; 8];
+    for (i, word) in words.iter_mut().enumerate().take(info.length().min(8) as usize) {
+        *word = sel4::get_mr(i);
+    }
+    println!(
+        "{MARKER} FAIL fault in {}: label {} ({}), message {:x?}",
+        component.name(),
+        info.label(),
+        sel4::fault_name(info.label()),
+        &words[..info.length().min(8) as usize]
+    );
+}
+
+/// Checks everything the run must show; prints the facts and returns whether all held.
+fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -> bool {
+    let mut pass = true;
+    let mut check = |ok: bool, what: core::fmt::Arguments<'_>| {
+        println!("{MARKER} {} {what}", if ok { "ok" } else { "FAIL" });
+        pass &= ok;
+    };
+    match &collected.device_model {
+        Some(Report::DeviceModelReady {
+            hello,
+            forbidden_request,
+            never_granted_slot,
+        }) => {
+            check(*hello, format_args!("device-model hello"));
+            check(
+                *forbidden_request == Some(ErrorCode::Forbidden),
+                format_args!("device-model forbidden-request {forbidden_request:?}"),
+            );
+            let invalid = Error::InvalidCapability as u64;
+            check(
+                *never_granted_slot == Some(invalid),
+                format_args!("device-model never-granted-slot kernel-error {never_granted_slot:?} (InvalidCapability = {invalid})"),
+            );
+        }
+        other => check(false, format_args!("device-model report {other:?}")),
+    }
+    match &collected.monitor {
+        Some(Report::Monitor { rip, write }) => {
+            check(rip.is_some(), format_args!("monitor read guest-rip {rip:?}"));
+            check(
+                *write == Some(ErrorCode::Forbidden),
+                format_args!("monitor write refused {write:?}"),
+            );
+        }
+        other => check(false, format_args!("monitor report {other:?}")),
+    }
+    let Some(Report::GuestStopped {
+        status,
+        exits,
+        records,
+        replies,
+        notifications,
+    }) = &collected.guest
+    else {
+        check(false, format_args!("guest {:?}", collected.guest));
+        return false;
+    };
+    let total: u64 = exits.iter().map(|(_, n)| n).sum();
+    check(*status == 0, format_args!("guest exit-status {status}"));
+    check(*notifications >= 1, format_args!("vmm notifications {notifications}"));
+    for (reason, count) in exits {
+        println!("{MARKER} exits reason {reason} count {count}");
+    }
+    check(
+        total == *records && records == replies,
+        format_args!("vmm exits {total} records-sent {records} replies-received {replies}"),
+    );
+    let mut answer = [0u8; MAX_REPORT];
+    let dm: Option<DeviceModelStatistics> = ipc::call(dm_statistics, &[], &mut answer)
+        .ok()
+        .and_then(|len| postcard::from_bytes(&answer[..len]).ok());
+    match dm {
+        Some(dm) => check(
+            dm.records == *records && dm.replies == *records && dm.malformed == 0,
+            format_args!(
+                "device-model records-received {} replies-sent {} malformed {} uart-bytes {}",
+                dm.records, dm.replies, dm.malformed, dm.uart_bytes
+            ),
+        ),
+        None => check(false, format_args!("device-model statistics")),
+    }
+    match ipc::request(controller, &vmm_protocol::Request::Statistics) {
+        Ok(Response::Statistics(stats)) => {
+            check(stats.exits == total, format_args!("vmm statistics exits {}", stats.exits));
+            for class in vmm_protocol::ExitClass::ALL {
+                let exits = stats.exits_by_class[class.index()];
+                if exits > 0 {
+                    let invocations = stats.kernel_invocations_by_class[class.index()];
+                    println!(
+                        "{MARKER} invocations class {class:?} exits {exits} kernel-invocations {invocations} per-exit {}.{:02}",
+                        invocations / exits,
+                        invocations * 100 / exits % 100
+                    );
+                }
+            }
+        }
+        other => check(false, format_args!("vmm statistics {other:?}")),
+    }
+    pass
+}
+
+/// Prints the verdict and ends QEMU through its exit port (QEMU exits with `value * 2 + 1`).
+fn finish(exit_port: IoPort, pass: bool) -> ! {
+    println!("{MARKER} {}", if pass { "PASS" } else { "FAIL" });
+    let _ = exit_port.out8(QEMU_EXIT_PORT, if pass { 0 } else { 1 });
+    // Not in QEMU (or the port did nothing): wait for ever.
+    loop {
+        sel4::yield_now();
+    }
+}
