@@ -4,8 +4,11 @@
 //! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS (default: `run`,
 //!   the bundled guest through the VMM server and the device model).
 //! - `cargo xtask oracle [...]`: only the VMX oracle tier (see `oracle`).
+//! - `cargo xtask sel4-kernel [NAME...]`: builds the seL4 kernel configurations NAME (default:
+//!   all; see `sel4::kernel`) and prints where they are.
 
 mod oracle;
+mod sel4;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -136,6 +139,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("oracle") => oracle::main(&args[1..]),
+        Some("sel4-kernel") => match sel4::kernel::main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask: sel4-kernel: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("run") => {
             let rest = match args.get(1).map(String::as_str) {
                 Some("--") => &args[2..],
@@ -147,7 +157,8 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask test | cargo xtask oracle [OPTIONS] | cargo xtask run [-- VMM-ARGS]"
+                "usage: cargo xtask test | cargo xtask oracle [OPTIONS] | cargo xtask run [-- VMM-ARGS] \
+                 | cargo xtask sel4-kernel [NAME...]"
             );
             ExitCode::from(2)
         }
