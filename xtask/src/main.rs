@@ -6,6 +6,7 @@
 //! - `cargo xtask oracle [...]`: only the VMX oracle tier (see `oracle`).
 //! - `cargo xtask sel4-kernel [NAME...]`: builds the seL4 kernel configurations NAME (default:
 //!   all; see `sel4::kernel`) and prints where they are.
+//! - `cargo xtask sel4-qemu`: only the seL4-in-QEMU tier, printing the serial output.
 
 mod oracle;
 mod sel4;
@@ -94,6 +95,19 @@ fn test() -> ExitCode {
         }
     }
     let started = Instant::now();
+    eprintln!("xtask: seL4 in QEMU (root task, VMM server, device model, monitor; model VCPU)");
+    match sel4::qemu_tier(false) {
+        Ok(result) => summary.push(format!(
+            "  ok    {:<45} {:6.1} s  ({result})",
+            "seL4 in QEMU",
+            started.elapsed().as_secs_f64()
+        )),
+        Err(e) => {
+            eprintln!("xtask: seL4 in QEMU FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let started = Instant::now();
     eprintln!("xtask: VMX oracle (the vmcs crate against Bochs' VMX)");
     match oracle::run(&oracle::Options::default()) {
         Ok(result) => summary.push(format!(
@@ -146,6 +160,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("sel4-qemu") => match sel4::qemu_tier(true) {
+            Ok(summary) => {
+                eprintln!("xtask: sel4-qemu: {summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("xtask: sel4-qemu: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("run") => {
             let rest = match args.get(1).map(String::as_str) {
                 Some("--") => &args[2..],
@@ -158,7 +182,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: cargo xtask test | cargo xtask oracle [OPTIONS] | cargo xtask run [-- VMM-ARGS] \
-                 | cargo xtask sel4-kernel [NAME...]"
+                 | cargo xtask sel4-kernel [NAME...] | cargo xtask sel4-qemu"
             );
             ExitCode::from(2)
         }
