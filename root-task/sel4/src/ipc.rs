@@ -1,7 +1,7 @@
 //! Postcard messages over seL4 IPC: one message per IPC, its bytes packed into the message
 //! registers (see `sel4`'s byte payload), and the exit link the VMM server runs over.
 
-use sel4::{Endpoint, MessageInfo};
+use sel4::{Endpoint, MessageInfo, PayloadError};
 use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};
 use vmm_server::server::{ExitLink, LinkError};
 
@@ -21,7 +21,7 @@ pub enum IpcError {
 }
 
 fn payload(bytes: &[u8]) -> Result<MessageInfo, IpcError> {
-    let words = sel4::ipc::write_bytes(bytes).map_err(|_| IpcError::TooLong)?;
+    let words = sel4::with_ipc_buffer(|buffer| buffer.write_bytes(bytes)).map_err(|_| IpcError::TooLong)?;
     Ok(MessageInfo::new(BYTES_LABEL, 0, 0, words))
 }
 
@@ -33,9 +33,9 @@ pub fn read_payload(info: MessageInfo, buf: &mut [u8]) -> Result<usize, IpcError
     if info.label() != BYTES_LABEL {
         return Err(IpcError::Malformed);
     }
-    sel4::ipc::read_bytes(info.length(), buf).map_err(|e| match e {
-        sel4::ipc::PayloadError::TooLong => IpcError::TooLong,
-        _ => IpcError::Malformed,
+    sel4::with_ipc_buffer(|buffer| buffer.read_bytes(info, buf)).map_err(|e| match e {
+        PayloadError::TooLong { .. } | PayloadError::BufferTooSmall { .. } => IpcError::TooLong,
+        PayloadError::Truncated { .. } => IpcError::Malformed,
     })
 }
 

@@ -113,7 +113,7 @@ pub const IMAGE_BASE: u64 = 0x40_0000;
 pub const IPC_BUFFER: u64 = 0x1000_0000;
 
 /// Scheduling priority of the components (the root task keeps the maximum, 255).
-pub const COMPONENT_PRIORITY: u64 = 100;
+pub const COMPONENT_PRIORITY: u8 = 100;
 
 #[cfg(test)]
 mod tests {

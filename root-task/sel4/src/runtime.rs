@@ -8,19 +8,20 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// Stack size of every image's one thread.
-pub const STACK_SIZE: usize = 256 * 1024;
+/// Stack size of every image's one thread (the VMM server keeps its guest image, about 70 KiB,
+/// and its server, about 75 KiB with 64 KiB of guest RAM, on it).
+pub const STACK_SIZE: usize = 1024 * 1024;
 
 /// The stack; 16-byte aligned as the System V ABI requires at a call.
 #[repr(C, align(16))]
-pub struct Stack(core::cell::UnsafeCell<[u8; STACK_SIZE]>);
+struct Stack(core::cell::UnsafeCell<[u8; STACK_SIZE]>);
 
 // SAFETY: only `_start` uses it, as the stack of the one thread.
 unsafe impl Sync for Stack {}
 
 /// The image's stack. Named so that `_start` can find it.
 #[unsafe(no_mangle)]
-pub static SEL4_SYSTEM_STACK: Stack = Stack(core::cell::UnsafeCell::new([0; STACK_SIZE]));
+static SEL4_SYSTEM_STACK: Stack = Stack(core::cell::UnsafeCell::new([0; STACK_SIZE]));
 
 #[cfg(not(test))]
 core::arch::global_asm!(
@@ -65,6 +66,17 @@ pub fn name() -> &'static str {
     let name = NAME.load(Ordering::Acquire);
     // SAFETY: null, or a shared reference to a static (from `set_name`), never written.
     unsafe { name.as_ref() }.copied().unwrap_or("sel4-system")
+}
+
+/// Installs the IPC buffer the root task mapped for a component at
+/// [`crate::layout::IPC_BUFFER`].
+///
+/// # Safety
+/// Only in a component started by the root task (which maps that page before the component
+/// runs), once, before any IPC.
+pub unsafe fn use_component_ipc_buffer() {
+    // SAFETY: the caller guarantees the page is mapped, writable and used by nothing else.
+    unsafe { sel4::set_ipc_buffer(&mut *(crate::layout::IPC_BUFFER as *mut sel4::IpcBuffer)) }
 }
 
 /// Writes text to the kernel's debug console (`seL4_DebugPutChar`: the serial line).

@@ -11,7 +11,7 @@ use device_model::server::DeviceModelConfig;
 use device_model::uart::SerialOut;
 use sel4::{Endpoint, IoPort, Notification, Tcb};
 use sel4_system::ipc;
-use sel4_system::layout::{IPC_BUFFER, UART_FIRST_PORT, dm_badge, slot};
+use sel4_system::layout::{UART_FIRST_PORT, dm_badge, slot};
 use sel4_system::report::{self, DeviceModelStatistics, Report};
 use sel4_system::{main, println};
 use vmm_protocol::{MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Request, Response};
@@ -45,9 +45,8 @@ impl SerialOut for SerialLine {
 }
 
 fn serve(_argument: u64) -> ! {
-    // SAFETY: the root task maps this image's IPC buffer at IPC_BUFFER before starting it,
-    // and this is the image's only thread.
-    unsafe { sel4::set_ipc_buffer(IPC_BUFFER as *mut sel4::IpcBuffer) };
+    // SAFETY: this is a component started by the root task, and nothing has used IPC yet.
+    unsafe { sel4_system::runtime::use_component_ipc_buffer() };
     report::send(&probe());
     // Tell the VMM server that exit records will be answered from now on.
     Notification::from_bits(slot::VMM_NOTIFICATION).signal();
@@ -121,7 +120,7 @@ fn probe() -> Report {
     // Any invocation would do: a TCB's Suspend on a slot this component was never given.
     let never_granted_slot = match Tcb::from_bits(slot::NEVER_GRANTED).suspend() {
         Ok(()) => None,
-        Err(e) => Some(e as u64),
+        Err(e) => Some(e.code()),
     };
     println!(
         "probes: hello {hello}, Run -> {forbidden_request:?}, slot {} -> kernel error {never_granted_slot:?}",

@@ -4,7 +4,7 @@
 #![no_main]
 
 use sel4::Endpoint;
-use sel4_system::layout::{IPC_BUFFER, slot};
+use sel4_system::layout::{slot};
 use sel4_system::report::{self, Report};
 use sel4_system::{ipc, main, println};
 use vmcs::catalogue::VmcsGuestNW;
@@ -13,9 +13,8 @@ use vmm_protocol::{FieldValue, PROTOCOL_VERSION, Request, Response};
 main!("monitor", watch);
 
 fn watch(_argument: u64) -> ! {
-    // SAFETY: the root task maps this image's IPC buffer at IPC_BUFFER before starting it,
-    // and this is the image's only thread.
-    unsafe { sel4::set_ipc_buffer(IPC_BUFFER as *mut sel4::IpcBuffer) };
+    // SAFETY: this is a component started by the root task, and nothing has used IPC yet.
+    unsafe { sel4_system::runtime::use_component_ipc_buffer() };
     let vmm = Endpoint::from_bits(slot::VMM);
     let rip = VmcsGuestNW::Rip.encoding().raw();
     let hello = ipc::request(vmm, &Request::Hello { version: PROTOCOL_VERSION });

@@ -6,8 +6,8 @@
 #![no_main]
 
 use sel4::{
-    AsidPool, BootInfo, CNode, CapRights, Endpoint, Error, IoPort, IoPortControl, MessageInfo, Notification,
-    ObjectType, Page, Pml4, Tcb, Untyped, UserContext,
+    BootInfo, CNode, CapData, CapRights, Endpoint, Error, IoPort, MessageInfo, Notification, ObjectType,
+    Page, Tcb, Untyped, UserContext, VSpace, VmAttributes, init_thread,
 };
 use sel4_system::elf::{Elf, page_contents};
 use sel4_system::layout::{
@@ -50,6 +50,14 @@ const PAGE_SIZE: u64 = 4096;
 const SCRATCH: u64 = 0x80_0000_0000;
 /// Capability-pointer depth in the root task's CSpace (a full word).
 const ROOT_DEPTH: u8 = 64;
+/// Rights of every capability a client calls through: in seL4 5.0 `Call` needs the grant right,
+/// without it the kernel makes no reply capability and leaves the caller inactive (the same
+/// for the fault endpoint: the kernel's fault IPC is a call).
+const CALL_RIGHTS: CapRights = CapRights {
+    grant: true,
+    read: false,
+    write: true,
+};
 
 fn image_of(component: Component) -> &'static [u8] {
     match component {
@@ -68,7 +76,7 @@ struct Allocator {
 }
 
 impl Allocator {
-    fn new(bootinfo: &'static BootInfo) -> Self {
+    fn new(bootinfo: &BootInfo) -> Self {
         let empty = bootinfo.empty();
         let untyped = bootinfo.untyped();
         Self {
@@ -90,12 +98,12 @@ impl Allocator {
     fn object(&mut self, object_type: ObjectType, size_bits: u64) -> u64 {
         let slot = self.slot();
         for (cptr, desc) in (self.untyped.0..self.untyped.1).zip(self.untyped_list) {
-            if desc.is_device() {
+            if desc.isDevice != 0 {
                 continue;
             }
             match Untyped::from_bits(cptr).retype(object_type, size_bits, root_cnode(), 0, 0, slot, 1) {
                 Ok(()) => return slot,
-                Err(Error::NotEnoughMemory) => {}
+                Err(Error::NotEnoughMemory { .. }) => {}
                 Err(e) => panic!("retype {object_type:?} from untyped {cptr}: {e:?}"),
             }
         }
@@ -104,18 +112,18 @@ impl Allocator {
 }
 
 fn root_cnode() -> CNode {
-    CNode::from_bits(sel4::sys::seL4_CapInitThreadCNode)
+    init_thread::CNODE
 }
 
 /// An address space (a PML4) and the paging structures mapped into it so far.
 struct AddressSpace {
-    pml4: Pml4,
+    pml4: VSpace,
     /// (level, index of the region the table covers): 3 PDPT, 2 page directory, 1 page table.
     tables: heapless::Vec<(u8, u64), 32>,
 }
 
 impl AddressSpace {
-    fn new(pml4: Pml4) -> Self {
+    fn new(pml4: VSpace) -> Self {
         Self {
             pml4,
             tables: heapless::Vec::new(),
@@ -132,16 +140,16 @@ impl AddressSpace {
             let base = vaddr & !((1u64 << shift) - 1);
             let mapped = match level {
                 3 => {
-                    let t = alloc.object(ObjectType::X86Pdpt, 0);
-                    sel4::Pdpt::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                    let t = alloc.object(ObjectType::Pdpt, 0);
+                    sel4::Pdpt::from_bits(t).map(self.pml4, base, VmAttributes::default())
                 }
                 2 => {
-                    let t = alloc.object(ObjectType::X86PageDirectory, 0);
-                    sel4::PageDirectory::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                    let t = alloc.object(ObjectType::PageDirectory, 0);
+                    sel4::PageDirectory::from_bits(t).map(self.pml4, base, VmAttributes::default())
                 }
                 _ => {
-                    let t = alloc.object(ObjectType::X86PageTable, 0);
-                    sel4::PageTable::from_bits(t).map(self.pml4, base, sel4::VmAttributes::DEFAULT)
+                    let t = alloc.object(ObjectType::PageTable, 0);
+                    sel4::PageTable::from_bits(t).map(self.pml4, base, VmAttributes::default())
                 }
             };
             match mapped {
@@ -157,7 +165,7 @@ impl AddressSpace {
     fn map(&mut self, alloc: &mut Allocator, frame: Page, vaddr: u64, writable: bool) {
         self.ensure_tables(alloc, vaddr);
         let rights = if writable { CapRights::READ_WRITE } else { CapRights::READ };
-        if let Err(e) = frame.map(self.pml4, vaddr, rights, sel4::VmAttributes::DEFAULT) {
+        if let Err(e) = frame.map(self.pml4, vaddr, rights, VmAttributes::default()) {
             panic!("mapping a frame at {vaddr:#x}: {e:?}");
         }
     }
@@ -169,8 +177,8 @@ fn load(alloc: &mut Allocator, scratch: &mut AddressSpace, image: &[u8]) -> (Add
         Ok(elf) => elf,
         Err(e) => panic!("component image: {e:?}"),
     };
-    let pml4 = Pml4::from_bits(alloc.object(ObjectType::X64Pml4, 0));
-    if let Err(e) = AsidPool::from_bits(sel4::sys::seL4_CapInitThreadASIDPool).assign(pml4) {
+    let pml4 = VSpace::from_bits(alloc.object(ObjectType::Pml4, 0));
+    if let Err(e) = init_thread::ASID_POOL.assign(pml4) {
         panic!("ASID for a component: {e:?}");
     }
     let mut space = AddressSpace::new(pml4);
@@ -179,7 +187,7 @@ fn load(alloc: &mut Allocator, scratch: &mut AddressSpace, image: &[u8]) -> (Add
         let first = segment.vaddr & !(PAGE_SIZE - 1);
         let end = segment.vaddr + segment.mem_size;
         for page in (first..end).step_by(PAGE_SIZE as usize) {
-            let frame = Page::from_bits(alloc.object(ObjectType::X86Page4K, 0));
+            let frame = Page::from_bits(alloc.object(ObjectType::Page, 0));
             // New frames are zero (the kernel clears untyped memory it retypes): only the
             // file bytes need copying, through a moment's mapping into the root task.
             if let Some((at, bytes)) = page_contents(&elf, &segment, page, PAGE_SIZE) {
@@ -207,16 +215,11 @@ struct Shared {
     vmm_notification: Notification,
 }
 
-/// A started component.
-struct Started {
-    tcb: Tcb,
-}
-
 /// Copies (badge `None`) or mints the root task's capability `source` into `cnode` at `slot`.
 fn give(cnode: CNode, slot: u64, source: u64, rights: CapRights, badge: Option<u64>) {
     let done = match badge {
         None => cnode.copy(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights),
-        Some(badge) => cnode.mint(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights, badge),
+        Some(badge) => cnode.mint(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights, CapData::badge(badge)),
     };
     if let Err(e) = done {
         panic!("giving slot {slot}: {e:?}");
@@ -225,11 +228,9 @@ fn give(cnode: CNode, slot: u64, source: u64, rights: CapRights, badge: Option<u
 
 /// Creates `component`: CSpace with its capabilities, address space with its image and IPC
 /// buffer, TCB; then starts it.
-fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, component: Component) -> Started {
+fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, component: Component) {
     let cnode = CNode::from_bits(alloc.object(ObjectType::CNode, u64::from(CNODE_BITS)));
-    // Calls need the grant right in seL4 5.0: without it the kernel makes no reply capability
-    // and the caller is left inactive.
-    let call = CapRights::WRITE_GRANT;
+    let call = CALL_RIGHTS;
     give(cnode, slot::FAULT, shared.root_endpoint.bits(), call, Some(layout::fault_badge(component)));
     give(cnode, slot::REPORT, shared.root_endpoint.bits(), call, Some(layout::report_badge(component)));
     match component {
@@ -253,15 +254,18 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
                 CapRights::WRITE,
                 Some(VMM_READY_BADGE),
             );
-            let issued = IoPortControl::from_bits(sel4::sys::seL4_CapIOPort).issue(
-                UART_FIRST_PORT,
-                UART_LAST_PORT,
-                cnode,
+            let ports = CapData::io_port_range(UART_FIRST_PORT, UART_LAST_PORT);
+            let issued = cnode.mint(
                 slot::UART_PORTS,
                 CNODE_BITS,
+                root_cnode(),
+                init_thread::IO_PORT.bits(),
+                ROOT_DEPTH,
+                CapRights::ALL,
+                ports,
             );
             if let Err(e) = issued {
-                panic!("issuing the UART's I/O ports: {e:?}");
+                panic!("minting the UART's I/O ports: {e:?}");
             }
         }
         Component::Monitor => {
@@ -270,19 +274,20 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
     }
 
     let (mut space, entry) = load(alloc, scratch, image_of(component));
-    let ipc_buffer = Page::from_bits(alloc.object(ObjectType::X86Page4K, 0));
+    let ipc_buffer = Page::from_bits(alloc.object(ObjectType::Page, 0));
     space.map(alloc, ipc_buffer, IPC_BUFFER, true);
 
     let tcb = Tcb::from_bits(alloc.object(ObjectType::Tcb, 0));
     // The guard makes a slot number the whole capability pointer (see `layout::CNODE_BITS`).
-    let guard = sel4::CapData::guard(0, 64 - u64::from(CNODE_BITS));
+    let guard = CapData::guard(0, 64 - u64::from(CNODE_BITS));
     let configured = tcb.configure(
         slot::FAULT,
+        COMPONENT_PRIORITY,
         COMPONENT_PRIORITY,
         cnode,
         guard,
         space.pml4,
-        sel4::CapData::NONE,
+        CapData::NONE,
         IPC_BUFFER,
         ipc_buffer,
     );
@@ -298,11 +303,10 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
         rip: entry,
         ..UserContext::default()
     };
-    if let Err(e) = tcb.write_registers(true, &registers) {
+    if let Err(e) = tcb.write_registers(true, UserContext::WORDS as u64, &registers) {
         panic!("starting {}: {e:?}", component.name());
     }
     println!("started {} (entry {entry:#x})", component.name());
-    Started { tcb }
 }
 
 /// What the run produced, for the verdict.
@@ -315,17 +319,17 @@ struct Collected {
 
 fn compose(bootinfo: u64) -> ! {
     // SAFETY: the kernel passes the BootInfo frame's address in rdi; it stays mapped for ever.
-    let bootinfo: &'static BootInfo = unsafe { &*(bootinfo as *const BootInfo) };
+    let bootinfo = unsafe { BootInfo::from_ptr(bootinfo as *const sel4::sys::seL4_BootInfo) };
     // SAFETY: BootInfo names the initial thread's IPC buffer; this is the only thread.
-    unsafe { sel4::set_ipc_buffer(bootinfo.ipc_buffer()) };
+    unsafe { sel4::set_ipc_buffer(&mut *bootinfo.ipc_buffer().cast::<sel4::IpcBuffer>()) };
     println!(
         "{} untyped regions, slots {}..{} free",
         bootinfo.untyped().end - bootinfo.untyped().start,
         bootinfo.empty().start,
         bootinfo.empty().end
     );
-    let mut alloc = Allocator::new(bootinfo);
-    let mut scratch = AddressSpace::new(Pml4::from_bits(sel4::sys::seL4_CapInitThreadVSpace));
+    let mut alloc = Allocator::new(&bootinfo);
+    let mut scratch = AddressSpace::new(init_thread::VSPACE);
     let shared = Shared {
         root_endpoint: Endpoint::from_bits(alloc.object(ObjectType::Endpoint, 0)),
         vmm_endpoint: Endpoint::from_bits(alloc.object(ObjectType::Endpoint, 0)),
@@ -339,22 +343,22 @@ fn compose(bootinfo: u64) -> ! {
     let dm_statistics = Endpoint::from_bits(alloc.slot());
     give_root(dm_statistics.bits(), shared.dm_endpoint.bits(), dm_badge::STATISTICS);
     let exit_port = IoPort::from_bits(alloc.slot());
-    if let Err(e) = IoPortControl::from_bits(sel4::sys::seL4_CapIOPort).issue(
-        QEMU_EXIT_PORT,
-        QEMU_EXIT_PORT,
-        root_cnode(),
+    if let Err(e) = root_cnode().mint(
         exit_port.bits(),
         ROOT_DEPTH,
+        root_cnode(),
+        init_thread::IO_PORT.bits(),
+        ROOT_DEPTH,
+        CapRights::ALL,
+        CapData::io_port_range(QEMU_EXIT_PORT, QEMU_EXIT_PORT),
     ) {
-        panic!("issuing the exit port: {e:?}");
+        panic!("minting the exit port: {e:?}");
     }
 
-    let started = Component::ALL.map(|c| spawn(&mut alloc, &mut scratch, &shared, c));
-    println!(
-        "{} components started; {} slots used",
-        started.len(),
-        alloc.next_slot - bootinfo.empty().start
-    );
+    for component in Component::ALL {
+        spawn(&mut alloc, &mut scratch, &shared, component);
+    }
+    println!("{} slots used", alloc.next_slot - bootinfo.empty().start);
 
     let collected = collect(&shared, controller);
     let verdict = judge(&collected, controller, dm_statistics);
@@ -362,7 +366,7 @@ fn compose(bootinfo: u64) -> ! {
 }
 
 fn give_root(dest: u64, source: u64, badge: u64) {
-    if let Err(e) = root_cnode().mint(dest, ROOT_DEPTH, root_cnode(), source, ROOT_DEPTH, CapRights::WRITE_GRANT, badge) {
+    if let Err(e) = root_cnode().mint(dest, ROOT_DEPTH, root_cnode(), source, ROOT_DEPTH, CALL_RIGHTS, CapData::badge(badge)) {
         panic!("minting slot {dest}: {e:?}");
     }
 }
@@ -431,16 +435,14 @@ fn boot(controller: Endpoint) -> Result<(), &'static str> {
 }
 
 fn print_fault(component: Component, info: MessageInfo) {
+    let length = (info.length() as usize).min(8);
     let mut words = [0u64; 8];
-    for (i, word) in words.iter_mut().enumerate().take(info.length().min(8) as usize) {
-        *word = sel4::get_mr(i);
-    }
+    sel4::with_ipc_buffer(|buffer| words[..length].copy_from_slice(&buffer.msg_regs()[..length]));
     println!(
-        "{MARKER} FAIL fault in {}: label {} ({}), message {:x?}",
+        "{MARKER} FAIL fault in {}: label {} (seL4_Fault tag), message {:x?}",
         component.name(),
         info.label(),
-        sel4::fault_name(info.label()),
-        &words[..info.length().min(8) as usize]
+        &words[..length]
     );
 }
 
@@ -462,7 +464,7 @@ fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -
                 *forbidden_request == Some(ErrorCode::Forbidden),
                 format_args!("device-model forbidden-request {forbidden_request:?}"),
             );
-            let invalid = Error::InvalidCapability as u64;
+            let invalid = sel4::sys::seL4_InvalidCapability;
             check(
                 *never_granted_slot == Some(invalid),
                 format_args!("device-model never-granted-slot kernel-error {never_granted_slot:?} (InvalidCapability = {invalid})"),

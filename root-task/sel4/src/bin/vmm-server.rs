@@ -6,7 +6,7 @@
 
 use sel4::Endpoint;
 use sel4_system::ipc::{self, EndpointLink, IpcError};
-use sel4_system::layout::{IPC_BUFFER, VMM_READY_BADGE, slot};
+use sel4_system::layout::{VMM_READY_BADGE, slot};
 use sel4_system::report::{self, Report};
 use sel4_system::{main, println};
 use vmcs::caps::profiles::bochs_corei7_skylake_x;
@@ -34,9 +34,8 @@ const EXITS_PER_BATCH: u64 = 64;
 type Server<'s> = VmmServer<ModelVcpu<'s>, FlatMemory<RAM_SIZE>>;
 
 fn serve(_argument: u64) -> ! {
-    // SAFETY: the root task maps this image's IPC buffer at IPC_BUFFER before starting it
-    // (see `layout`), and this is the image's only thread.
-    unsafe { sel4::set_ipc_buffer(IPC_BUFFER as *mut sel4::IpcBuffer) };
+    // SAFETY: this is a component started by the root task, and nothing has used IPC yet.
+    unsafe { sel4_system::runtime::use_component_ipc_buffer() };
     let image: FixedGuestImage = match postcard::from_bytes(GUEST_IMAGE) {
         Ok(image) => image,
         Err(e) => panic!("the guest image does not decode: {e}"),
