@@ -109,7 +109,9 @@ impl<'a> Elf<'a> {
                     file_size: u64_at(self.bytes, at + 32)?,
                     mem_size: u64_at(self.bytes, at + 40)?,
                 };
-                if segment.file_size > segment.mem_size || segment.vaddr.checked_add(segment.mem_size).is_none() {
+                if segment.file_size > segment.mem_size
+                    || segment.vaddr.checked_add(segment.mem_size).is_none()
+                {
                     return Err(ElfError::BadSegment);
                 }
                 self.file_bytes(&segment)?;
@@ -135,7 +137,12 @@ impl<'a> Elf<'a> {
 /// The bytes page `page` (a page-aligned virtual address) must hold for `segment`: its
 /// slice of the file bytes and where in the page it goes. `None` when the file part of the
 /// segment does not touch the page (the page is all zero, or belongs to another segment).
-pub fn page_contents<'a>(elf: &Elf<'a>, segment: &Segment, page: u64, page_size: u64) -> Option<(usize, &'a [u8])> {
+pub fn page_contents<'a>(
+    elf: &Elf<'a>,
+    segment: &Segment,
+    page: u64,
+    page_size: u64,
+) -> Option<(usize, &'a [u8])> {
     let file = elf.file_bytes(segment).ok()?;
     let file_end = segment.vaddr + segment.file_size;
     let start = page.max(segment.vaddr);
@@ -214,8 +221,14 @@ mod tests {
     fn bad_images_are_refused_without_panicking() {
         assert_eq!(Elf::parse(b"").unwrap_err(), ElfError::Truncated);
         assert_eq!(Elf::parse(&[0u8; 64]).unwrap_err(), ElfError::NotAnExecutable);
-        assert_eq!(Elf::parse(&image(0x100, 0x200, 0x100)).unwrap_err(), ElfError::BadSegment);
-        assert_eq!(Elf::parse(&image(0x1F0, 0x100, 0x100)).unwrap_err(), ElfError::Truncated);
+        assert_eq!(
+            Elf::parse(&image(0x100, 0x200, 0x100)).unwrap_err(),
+            ElfError::BadSegment
+        );
+        assert_eq!(
+            Elf::parse(&image(0x1F0, 0x100, 0x100)).unwrap_err(),
+            ElfError::Truncated
+        );
         let mut truncated = image(0x100, 0x100, 0x100);
         truncated[56..58].copy_from_slice(&40u16.to_le_bytes());
         assert_eq!(Elf::parse(&truncated).unwrap_err(), ElfError::Truncated);

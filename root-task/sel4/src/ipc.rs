@@ -16,8 +16,6 @@ pub enum IpcError {
     TooLong,
     /// The message does not carry a byte payload (wrong label or length word).
     Malformed,
-    /// The kernel answered the invocation with this error.
-    Kernel(sel4::Error),
 }
 
 fn payload(bytes: &[u8]) -> Result<MessageInfo, IpcError> {

@@ -12,6 +12,10 @@ pub const MAX_REASONS: usize = 24;
 
 /// A component's report to the root task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no allocation: reports are built once, sent, and dropped"
+)]
 pub enum Report {
     /// The device model checked its own reach before serving exit records.
     DeviceModelReady {

@@ -26,7 +26,11 @@ pub fn qemu_tier(echo: bool) -> Result<String, String> {
     let kernel = kernel::build(&root, &kernel::NO_VTX)?;
     system::host_tests(&root, &kernel, kernel::NO_VTX.name)?;
     let images = system::build_images(&root, &kernel, kernel::NO_VTX.name)?;
-    let boot = system::boot_qemu(&kernel.kernel32, &images.root_task, std::time::Duration::from_secs(120))?;
+    let boot = system::boot_qemu(
+        &kernel.kernel32,
+        &images.root_task,
+        std::time::Duration::from_secs(120),
+    )?;
     if echo {
         println!("{}", boot.serial);
     }

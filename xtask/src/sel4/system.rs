@@ -35,7 +35,9 @@ fn cargo() -> Command {
 }
 
 fn run(what: &str, command: &mut Command) -> Result<(), String> {
-    let status = command.status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let status = command
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -57,15 +59,28 @@ fn kernel_env(command: &mut Command, kernel: &KernelBuild) {
 pub fn host_tests(root: &Path, kernel: &KernelBuild, config_name: &str) -> Result<(), String> {
     let target = root.join("target/sel4").join(config_name).join("host");
     for (what, manifest, extra) in [
-        ("seL4 bindings: format", BINDINGS_MANIFEST, &["fmt", "--check"][..]),
+        (
+            "seL4 bindings: format",
+            BINDINGS_MANIFEST,
+            // A virtual manifest: `--all` names its members.
+            &["fmt", "--all", "--check"][..],
+        ),
         (
             "seL4 bindings: clippy",
             BINDINGS_MANIFEST,
             &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"][..],
         ),
-        ("seL4 bindings: tests", BINDINGS_MANIFEST, &["test", "--quiet"][..]),
+        (
+            "seL4 bindings: tests",
+            BINDINGS_MANIFEST,
+            &["test", "--quiet"][..],
+        ),
         ("seL4 system: format", SYSTEM_MANIFEST, &["fmt", "--check"][..]),
-        ("seL4 system: tests", SYSTEM_MANIFEST, &["test", "--quiet", "--lib"][..]),
+        (
+            "seL4 system: tests",
+            SYSTEM_MANIFEST,
+            &["test", "--quiet", "--lib"][..],
+        ),
     ] {
         let mut command = cargo();
         let (subcommand, rest) = extra.split_first().unwrap_or((&"test", &[]));
@@ -93,7 +108,16 @@ pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Res
     run(
         "guest image",
         cargo()
-            .args(["run", "--quiet", "--release", "--package", "root-task", "--bin", "vmm", "--"])
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "root-task",
+                "--bin",
+                "vmm",
+                "--",
+            ])
             .args(["run", "--export-guest"])
             .arg(&guest)
             .stdout(Stdio::null()),
@@ -105,13 +129,15 @@ pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Res
     // Static code at fixed addresses, no red zone, for the host target (no bare-metal target on
     // stable without rust-src); the package's build script adds the linker script.
     let rustflags = ["-Crelocation-model=static", "-Cno-redzone=yes"].join("\u{1f}");
-    let image_build = |what: &str, args: &[&str]| -> Result<(), String> {
+    // `args` go to cargo; `tool_args` after a `--` (to clippy).
+    let image_build = |what: &str, args: &[&str], tool_args: &[&str]| -> Result<(), String> {
         let mut command = cargo();
         command
             .args(args)
             .arg("--manifest-path")
             .arg(root.join(SYSTEM_MANIFEST))
             .args(["--target", "x86_64-unknown-linux-gnu"])
+            .args(tool_args)
             .env("CARGO_TARGET_DIR", &target)
             .env("CARGO_ENCODED_RUSTFLAGS", &rustflags)
             .env_remove("RUSTFLAGS")
@@ -124,16 +150,21 @@ pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Res
     for c in COMPONENTS {
         component_args.extend(["--bin", c]);
     }
-    image_build("seL4 components", &component_args)?;
+    image_build("seL4 components", &component_args, &[])?;
     let built = target.join("x86_64-unknown-linux-gnu/release");
     for c in COMPONENTS {
         std::fs::copy(built.join(c), components.join(c)).map_err(|e| format!("component {c}: {e}"))?;
     }
-    image_build("seL4 root task", &["build", "--quiet", "--release", "--bin", "root-task"])?;
+    image_build(
+        "seL4 root task",
+        &["build", "--quiet", "--release", "--bin", "root-task"],
+        &[],
+    )?;
     // With every input present, clippy sees all four images.
     image_build(
         "seL4 system: clippy",
-        &["clippy", "--quiet", "--release", "--bins", "--", "-D", "warnings"],
+        &["clippy", "--quiet", "--release", "--bins"],
+        &["--", "-D", "warnings"],
     )?;
     Ok(Images {
         root_task: built.join("root-task"),
@@ -163,7 +194,9 @@ const QEMU_CPU: &str = "Nehalem,-vme,+pdpe1gb,-xsave,-xsaveopt,-xsavec,-fsgsbase
 pub fn boot_qemu(kernel32: &Path, root_task: &Path, timeout: Duration) -> Result<Boot, String> {
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-cpu", QEMU_CPU, "-m", "512M", "-display", "none"])
+        .args([
+            "-machine", "pc", "-cpu", QEMU_CPU, "-m", "512M", "-display", "none",
+        ])
         .args(["-serial", "stdio", "-monitor", "none", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-kernel")
@@ -225,11 +258,13 @@ pub fn boot_qemu(kernel32: &Path, root_task: &Path, timeout: Duration) -> Result
 
 /// The root task's verdict line, if it is there: `Some(true)` for PASS.
 fn verdict(serial: &str) -> Option<bool> {
-    serial.lines().find_map(|line| match line.split_once(MARKER)?.1.trim() {
-        "PASS" => Some(true),
-        "FAIL" => Some(false),
-        _ => None,
-    })
+    serial
+        .lines()
+        .find_map(|line| match line.split_once(MARKER)?.1.trim() {
+            "PASS" => Some(true),
+            "FAIL" => Some(false),
+            _ => None,
+        })
 }
 
 /// The numbers the checks found.
@@ -268,13 +303,24 @@ pub fn check(boot: &Boot) -> Result<Summary, String> {
         problems.push(line.trim().to_string());
     }
     if !serial.contains(GUEST_GREETING) {
-        problems.push(format!("the guest's \"{GUEST_GREETING}\" is not on the serial line"));
+        problems.push(format!(
+            "the guest's \"{GUEST_GREETING}\" is not on the serial line"
+        ));
     }
     for (what, needle) in [
-        ("forbidden request refused", "ok device-model forbidden-request Some(Forbidden)"),
-        ("never-granted slot fails", "ok device-model never-granted-slot kernel-error Some(2)"),
+        (
+            "forbidden request refused",
+            "ok device-model forbidden-request Some(Forbidden)",
+        ),
+        (
+            "never-granted slot fails",
+            "ok device-model never-granted-slot kernel-error Some(2)",
+        ),
         ("monitor reads", "ok monitor read guest-rip Some("),
-        ("monitor may not write", "ok monitor write refused Some(Forbidden)"),
+        (
+            "monitor may not write",
+            "ok monitor write refused Some(Forbidden)",
+        ),
     ] {
         if !serial.contains(needle) {
             problems.push(format!("{what}: no `{needle}` line"));
@@ -285,7 +331,11 @@ pub fn check(boot: &Boot) -> Result<Summary, String> {
     let replies = number_after(serial, "replies-received").unwrap_or(0);
     let dm_records = number_after(serial, "records-received").unwrap_or(0);
     let dm_replies = number_after(serial, "replies-sent").unwrap_or(0);
-    if exits == 0 || [records, replies, dm_records, dm_replies].iter().any(|&n| n != exits) {
+    if exits == 0
+        || [records, replies, dm_records, dm_replies]
+            .iter()
+            .any(|&n| n != exits)
+    {
         problems.push(format!(
             "exits {exits}, records sent {records}, replies received {replies}, records received by the device model {dm_records}, replies sent {dm_replies}: not all equal and non-zero"
         ));
@@ -356,7 +406,10 @@ mod tests {
         for (from, to) in [
             ("Hello from the guest", "Hello from the"),
             ("SEL4-SYSTEM: PASS", "SEL4-SYSTEM: FAIL"),
-            ("Some(Forbidden)\nroot-task: SEL4-SYSTEM: ok device-model never", "None\nroot-task: SEL4-SYSTEM: ok device-model never"),
+            (
+                "Some(Forbidden)\nroot-task: SEL4-SYSTEM: ok device-model never",
+                "None\nroot-task: SEL4-SYSTEM: ok device-model never",
+            ),
             ("kernel-error Some(2)", "kernel-error None"),
             ("write refused Some(Forbidden)", "write refused None"),
             ("records-received 51", "records-received 50"),

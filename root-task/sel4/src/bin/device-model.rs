@@ -103,7 +103,12 @@ fn serve(_argument: u64) -> ! {
 fn probe() -> Report {
     let vmm = Endpoint::from_bits(slot::VMM);
     let hello = matches!(
-        ipc::request(vmm, &Request::Hello { version: PROTOCOL_VERSION }),
+        ipc::request(
+            vmm,
+            &Request::Hello {
+                version: PROTOCOL_VERSION
+            }
+        ),
         Ok(Response::Hello { .. })
     );
     let forbidden_request = match ipc::request(vmm, &Request::Run) {

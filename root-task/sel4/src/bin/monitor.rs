@@ -4,7 +4,7 @@
 #![no_main]
 
 use sel4::Endpoint;
-use sel4_system::layout::{slot};
+use sel4_system::layout::slot;
 use sel4_system::report::{self, Report};
 use sel4_system::{ipc, main, println};
 use vmcs::catalogue::VmcsGuestNW;
@@ -17,11 +17,23 @@ fn watch(_argument: u64) -> ! {
     unsafe { sel4_system::runtime::use_component_ipc_buffer() };
     let vmm = Endpoint::from_bits(slot::VMM);
     let rip = VmcsGuestNW::Rip.encoding().raw();
-    let hello = ipc::request(vmm, &Request::Hello { version: PROTOCOL_VERSION });
+    let hello = ipc::request(
+        vmm,
+        &Request::Hello {
+            version: PROTOCOL_VERSION,
+        },
+    );
     let read = ipc::request(vmm, &Request::ReadFields([rip].into_iter().collect()));
     let write = ipc::request(
         vmm,
-        &Request::WriteFields([FieldValue { encoding: rip, value: 0 }].into_iter().collect()),
+        &Request::WriteFields(
+            [FieldValue {
+                encoding: rip,
+                value: 0,
+            }]
+            .into_iter()
+            .collect(),
+        ),
     );
     println!("hello -> {hello:?}; read RIP -> {read:?}; write RIP -> {write:?}");
     report::send_and_wait(&Report::Monitor {

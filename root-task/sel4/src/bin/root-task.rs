@@ -11,8 +11,8 @@ use sel4::{
 };
 use sel4_system::elf::{Elf, page_contents};
 use sel4_system::layout::{
-    self, CNODE_BITS, COMPONENT_PRIORITY, Component, IPC_BUFFER, QEMU_EXIT_PORT, UART_FIRST_PORT, UART_LAST_PORT,
-    VMM_READY_BADGE, dm_badge, slot,
+    self, CNODE_BITS, COMPONENT_PRIORITY, Component, IPC_BUFFER, QEMU_EXIT_PORT, UART_FIRST_PORT,
+    UART_LAST_PORT, VMM_READY_BADGE, dm_badge, slot,
 };
 use sel4_system::report::{DeviceModelStatistics, MAX_REPORT, Report};
 use sel4_system::runtime::MARKER;
@@ -67,23 +67,35 @@ fn image_of(component: Component) -> &'static [u8] {
     }
 }
 
+/// Most untyped regions BootInfo lists (`CONFIG_MAX_NUM_BOOTINFO_UNTYPED_CAPS`).
+const MAX_UNTYPED: usize = sel4::sys::MAX_BOOTINFO_UNTYPED_CAPS;
+
 /// Hands out empty slots of the root CNode and kernel objects made from untyped memory.
+///
+/// It keeps each untyped region's watermark the way the kernel does (seL4 5.0
+/// `decodeUntypedInvocation`: the next object starts at the free index rounded up to the
+/// object's size), so every retype it asks for fits and none is refused.
 struct Allocator {
     next_slot: u64,
     end_slot: u64,
-    untyped: (u64, u64),
-    untyped_list: &'static [sel4::UntypedDesc],
+    first_untyped: u64,
+    /// Per untyped region: size in bits, device memory, bytes used.
+    regions: heapless::Vec<(u8, bool, u64), MAX_UNTYPED>,
 }
 
 impl Allocator {
     fn new(bootinfo: &BootInfo) -> Self {
         let empty = bootinfo.empty();
-        let untyped = bootinfo.untyped();
+        let mut regions = heapless::Vec::new();
+        for desc in bootinfo.untyped_list() {
+            // The list holds at most MAX_UNTYPED entries (it is that array).
+            let _ = regions.push((desc.sizeBits, desc.isDevice != 0, 0));
+        }
         Self {
             next_slot: empty.start,
             end_slot: empty.end,
-            untyped: (untyped.start, untyped.end),
-            untyped_list: bootinfo.untyped_list(),
+            first_untyped: bootinfo.untyped().start,
+            regions,
         }
     }
 
@@ -93,19 +105,25 @@ impl Allocator {
         self.next_slot - 1
     }
 
-    /// A new object of `object_type` (`size_bits` for CNodes and untypeds) in a new slot:
-    /// `seL4_Untyped_Retype` on the first untyped with room left.
+    /// A new object of `object_type` (`size_bits`: slots of a CNode, in bits) in a new slot:
+    /// `seL4_Untyped_Retype` on the first untyped region with room left.
     fn object(&mut self, object_type: ObjectType, size_bits: u64) -> u64 {
+        let bits = object_type
+            .size_bits()
+            .unwrap_or(size_bits + sel4::sys::seL4_SlotBits);
+        let size = 1u64 << bits;
         let slot = self.slot();
-        for (cptr, desc) in (self.untyped.0..self.untyped.1).zip(self.untyped_list) {
-            if desc.isDevice != 0 {
+        for (index, (region_bits, device, used)) in self.regions.iter_mut().enumerate() {
+            let start = used.next_multiple_of(size);
+            if *device || start + size > 1u64 << *region_bits {
                 continue;
             }
-            match Untyped::from_bits(cptr).retype(object_type, size_bits, root_cnode(), 0, 0, slot, 1) {
-                Ok(()) => return slot,
-                Err(Error::NotEnoughMemory { .. }) => {}
-                Err(e) => panic!("retype {object_type:?} from untyped {cptr}: {e:?}"),
+            let untyped = Untyped::from_bits(self.first_untyped + index as u64);
+            if let Err(e) = untyped.retype(object_type, size_bits, root_cnode(), 0, 0, slot, 1) {
+                panic!("retype {object_type:?} from untyped {}: {e:?}", untyped.bits());
             }
+            *used = start + size;
+            return slot;
         }
         panic!("no untyped memory left for {object_type:?}")
     }
@@ -164,7 +182,11 @@ impl AddressSpace {
     /// `seL4_X86_Page_Map` of `frame` at `vaddr`.
     fn map(&mut self, alloc: &mut Allocator, frame: Page, vaddr: u64, writable: bool) {
         self.ensure_tables(alloc, vaddr);
-        let rights = if writable { CapRights::READ_WRITE } else { CapRights::READ };
+        let rights = if writable {
+            CapRights::READ_WRITE
+        } else {
+            CapRights::READ
+        };
         if let Err(e) = frame.map(self.pml4, vaddr, rights, VmAttributes::default()) {
             panic!("mapping a frame at {vaddr:#x}: {e:?}");
         }
@@ -219,7 +241,15 @@ struct Shared {
 fn give(cnode: CNode, slot: u64, source: u64, rights: CapRights, badge: Option<u64>) {
     let done = match badge {
         None => cnode.copy(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights),
-        Some(badge) => cnode.mint(slot, CNODE_BITS, root_cnode(), source, ROOT_DEPTH, rights, CapData::badge(badge)),
+        Some(badge) => cnode.mint(
+            slot,
+            CNODE_BITS,
+            root_cnode(),
+            source,
+            ROOT_DEPTH,
+            rights,
+            CapData::badge(badge),
+        ),
     };
     if let Err(e) = done {
         panic!("giving slot {slot}: {e:?}");
@@ -231,11 +261,29 @@ fn give(cnode: CNode, slot: u64, source: u64, rights: CapRights, badge: Option<u
 fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, component: Component) {
     let cnode = CNode::from_bits(alloc.object(ObjectType::CNode, u64::from(CNODE_BITS)));
     let call = CALL_RIGHTS;
-    give(cnode, slot::FAULT, shared.root_endpoint.bits(), call, Some(layout::fault_badge(component)));
-    give(cnode, slot::REPORT, shared.root_endpoint.bits(), call, Some(layout::report_badge(component)));
+    give(
+        cnode,
+        slot::FAULT,
+        shared.root_endpoint.bits(),
+        call,
+        Some(layout::fault_badge(component)),
+    );
+    give(
+        cnode,
+        slot::REPORT,
+        shared.root_endpoint.bits(),
+        call,
+        Some(layout::report_badge(component)),
+    );
     match component {
         Component::VmmServer => {
-            give(cnode, slot::SERVICE, shared.vmm_endpoint.bits(), CapRights::READ, None);
+            give(
+                cnode,
+                slot::SERVICE,
+                shared.vmm_endpoint.bits(),
+                CapRights::READ,
+                None,
+            );
             give(
                 cnode,
                 slot::DEVICE_MODEL,
@@ -245,8 +293,20 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
             );
         }
         Component::DeviceModel => {
-            give(cnode, slot::SERVICE, shared.dm_endpoint.bits(), CapRights::READ, None);
-            give(cnode, slot::VMM, shared.vmm_endpoint.bits(), call, Some(badge::DEVICE_MODEL));
+            give(
+                cnode,
+                slot::SERVICE,
+                shared.dm_endpoint.bits(),
+                CapRights::READ,
+                None,
+            );
+            give(
+                cnode,
+                slot::VMM,
+                shared.vmm_endpoint.bits(),
+                call,
+                Some(badge::DEVICE_MODEL),
+            );
             give(
                 cnode,
                 slot::VMM_NOTIFICATION,
@@ -269,7 +329,13 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
             }
         }
         Component::Monitor => {
-            give(cnode, slot::VMM, shared.vmm_endpoint.bits(), call, Some(badge::MONITOR));
+            give(
+                cnode,
+                slot::VMM,
+                shared.vmm_endpoint.bits(),
+                call,
+                Some(badge::MONITOR),
+            );
         }
     }
 
@@ -294,10 +360,10 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
     if let Err(e) = configured {
         panic!("configuring {}: {e:?}", component.name());
     }
-    if component == Component::VmmServer {
-        if let Err(e) = tcb.bind_notification(shared.vmm_notification) {
-            panic!("binding the VMM server's notification: {e:?}");
-        }
+    if component == Component::VmmServer
+        && let Err(e) = tcb.bind_notification(shared.vmm_notification)
+    {
+        panic!("binding the VMM server's notification: {e:?}");
     }
     let registers = UserContext {
         rip: entry,
@@ -341,7 +407,11 @@ fn compose(bootinfo: u64) -> ! {
     let controller = Endpoint::from_bits(alloc.slot());
     give_root(controller.bits(), shared.vmm_endpoint.bits(), badge::CONTROLLER);
     let dm_statistics = Endpoint::from_bits(alloc.slot());
-    give_root(dm_statistics.bits(), shared.dm_endpoint.bits(), dm_badge::STATISTICS);
+    give_root(
+        dm_statistics.bits(),
+        shared.dm_endpoint.bits(),
+        dm_badge::STATISTICS,
+    );
     let exit_port = IoPort::from_bits(alloc.slot());
     if let Err(e) = root_cnode().mint(
         exit_port.bits(),
@@ -366,7 +436,15 @@ fn compose(bootinfo: u64) -> ! {
 }
 
 fn give_root(dest: u64, source: u64, badge: u64) {
-    if let Err(e) = root_cnode().mint(dest, ROOT_DEPTH, root_cnode(), source, ROOT_DEPTH, CALL_RIGHTS, CapData::badge(badge)) {
+    if let Err(e) = root_cnode().mint(
+        dest,
+        ROOT_DEPTH,
+        root_cnode(),
+        source,
+        ROOT_DEPTH,
+        CALL_RIGHTS,
+        CapData::badge(badge),
+    ) {
         panic!("minting slot {dest}: {e:?}");
     }
 }
@@ -416,7 +494,8 @@ fn collect(shared: &Shared, controller: Endpoint) -> Collected {
 
 /// The controller's boot sequence over IPC.
 fn boot(controller: Endpoint) -> Result<(), &'static str> {
-    let image: FixedGuestImage = postcard::from_bytes(GUEST_IMAGE).map_err(|_| "the guest image does not decode")?;
+    let image: FixedGuestImage =
+        postcard::from_bytes(GUEST_IMAGE).map_err(|_| "the guest image does not decode")?;
     for step in boot_sequence(image.start, image.cr0) {
         match ipc::request(controller, &step.request) {
             Ok(response) if (step.accepted)(&response) => {}
@@ -467,7 +546,9 @@ fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -
             let invalid = sel4::sys::seL4_InvalidCapability;
             check(
                 *never_granted_slot == Some(invalid),
-                format_args!("device-model never-granted-slot kernel-error {never_granted_slot:?} (InvalidCapability = {invalid})"),
+                format_args!(
+                    "device-model never-granted-slot kernel-error {never_granted_slot:?} (InvalidCapability = {invalid})"
+                ),
             );
         }
         other => check(false, format_args!("device-model report {other:?}")),
@@ -495,7 +576,10 @@ fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -
     };
     let total: u64 = exits.iter().map(|(_, n)| n).sum();
     check(*status == 0, format_args!("guest exit-status {status}"));
-    check(*notifications >= 1, format_args!("vmm notifications {notifications}"));
+    check(
+        *notifications >= 1,
+        format_args!("vmm notifications {notifications}"),
+    );
     for (reason, count) in exits {
         println!("{MARKER} exits reason {reason} count {count}");
     }
@@ -519,15 +603,19 @@ fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -
     }
     match ipc::request(controller, &vmm_protocol::Request::Statistics) {
         Ok(Response::Statistics(stats)) => {
-            check(stats.exits == total, format_args!("vmm statistics exits {}", stats.exits));
+            check(
+                stats.exits == total,
+                format_args!("vmm statistics exits {}", stats.exits),
+            );
             for class in vmm_protocol::ExitClass::ALL {
                 let exits = stats.exits_by_class[class.index()];
-                if exits > 0 {
-                    let invocations = stats.kernel_invocations_by_class[class.index()];
+                let invocations = stats.kernel_invocations_by_class[class.index()];
+                // Hundredths of an invocation per exit; classes without exits are left out.
+                if let Some(per_exit) = (invocations * 100).checked_div(exits) {
                     println!(
                         "{MARKER} invocations class {class:?} exits {exits} kernel-invocations {invocations} per-exit {}.{:02}",
-                        invocations / exits,
-                        invocations * 100 / exits % 100
+                        per_exit / 100,
+                        per_exit % 100
                     );
                 }
             }

@@ -5,7 +5,7 @@
 #![no_main]
 
 use sel4::Endpoint;
-use sel4_system::ipc::{self, EndpointLink, IpcError};
+use sel4_system::ipc::{self, EndpointLink};
 use sel4_system::layout::{VMM_READY_BADGE, slot};
 use sel4_system::report::{self, Report};
 use sel4_system::{main, println};
@@ -87,10 +87,7 @@ fn answer(server: &mut Server<'_>, info: sel4::MessageInfo, badge: u64) {
     let mut out = [0u8; MAX_MESSAGE_SIZE];
     // A message that is not a byte payload is handed on as empty bytes: the server answers
     // `Malformed` and keeps serving.
-    let len = match ipc::read_payload(info, &mut request) {
-        Ok(len) => len,
-        Err(IpcError::TooLong | IpcError::Malformed | IpcError::Kernel(_)) => 0,
-    };
+    let len = ipc::read_payload(info, &mut request).unwrap_or(0);
     let response = server.handle_request(badge, &request[..len], &mut out);
     if let Err(e) = ipc::reply(response) {
         println!("cannot reply: {e:?}");
@@ -125,7 +122,10 @@ fn run_guest(
                         break;
                     }
                 }
-                println!("the guest stopped with status {status} after {} exits", link.records);
+                println!(
+                    "the guest stopped with status {status} after {} exits",
+                    link.records
+                );
                 return Some(Report::GuestStopped {
                     status,
                     exits,
