@@ -26,8 +26,6 @@ const MARKER: &str = "SEL4-SYSTEM:";
 pub struct Images {
     /// The root task (ELF64, the multiboot module QEMU passes to the kernel).
     pub root_task: PathBuf,
-    /// The guest image the VMM server plays.
-    pub guest: PathBuf,
 }
 
 fn cargo() -> Command {
@@ -168,7 +166,6 @@ pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Res
     )?;
     Ok(Images {
         root_task: built.join("root-task"),
-        guest,
     })
 }
 
