@@ -15,3 +15,4 @@ pub mod memory;
 pub mod model;
 pub mod policy;
 pub mod server;
+pub mod setup;

@@ -54,11 +54,32 @@ impl<const N: usize> FlatMemory<N> {
     pub fn bytes_mut(&mut self) -> &mut [u8; N] {
         &mut self.bytes
     }
+}
 
-    fn range(&self, gpa: u64, len: usize) -> Option<core::ops::Range<usize>> {
-        let start = usize::try_from(gpa.checked_sub(self.base)?).ok()?;
-        let end = start.checked_add(len)?;
-        (end <= N).then_some(start..end)
+/// Where `len` bytes at `gpa` lie in RAM of `size` bytes at `base`.
+fn ram_range(base: u64, size: usize, gpa: u64, len: usize) -> Option<core::ops::Range<usize>> {
+    let start = usize::try_from(gpa.checked_sub(base)?).ok()?;
+    let end = start.checked_add(len)?;
+    (end <= size).then_some(start..end)
+}
+
+fn read_ram(ram: &[u8], base: u64, gpa: u64, buf: &mut [u8]) -> bool {
+    match ram_range(base, ram.len(), gpa, buf.len()) {
+        Some(range) => {
+            buf.copy_from_slice(&ram[range]);
+            true
+        }
+        None => false,
+    }
+}
+
+fn write_ram(ram: &mut [u8], base: u64, gpa: u64, data: &[u8]) -> bool {
+    match ram_range(base, ram.len(), gpa, data.len()) {
+        Some(range) => {
+            ram[range].copy_from_slice(data);
+            true
+        }
+        None => false,
     }
 }
 
@@ -68,23 +89,46 @@ impl<const N: usize> GuestMemory for FlatMemory<N> {
     }
 
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
-        match self.range(gpa, buf.len()) {
-            Some(range) => {
-                buf.copy_from_slice(&self.bytes[range]);
-                true
-            }
-            None => false,
-        }
+        read_ram(&self.bytes, self.base, gpa, buf)
     }
 
     fn write(&mut self, gpa: u64, data: &[u8]) -> bool {
-        match self.range(gpa, data.len()) {
-            Some(range) => {
-                self.bytes[range].copy_from_slice(data);
-                true
-            }
-            None => false,
-        }
+        write_ram(&mut self.bytes, self.base, gpa, data)
+    }
+}
+
+/// Guest RAM that lives elsewhere (on seL4: the guest's frames, mapped into the VMM server's
+/// address space too) at guest-physical `base`, identity-mapped (linear = physical: the guest
+/// identity-maps what it uses, as the VMM's loader sets it up).
+#[derive(Debug)]
+pub struct BorrowedMemory<'a> {
+    base: u64,
+    bytes: &'a mut [u8],
+}
+
+impl<'a> BorrowedMemory<'a> {
+    /// `bytes` as guest RAM at `base`.
+    pub fn new(base: u64, bytes: &'a mut [u8]) -> Self {
+        Self { base, bytes }
+    }
+
+    /// The RAM's bytes, writable (to load a guest).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+}
+
+impl GuestMemory for BorrowedMemory<'_> {
+    fn translate(&mut self, linear: u64) -> Option<u64> {
+        Some(linear)
+    }
+
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        read_ram(self.bytes, self.base, gpa, buf)
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> bool {
+        write_ram(self.bytes, self.base, gpa, data)
     }
 }
 
@@ -103,6 +147,21 @@ impl<T: GuestMemory + ?Sized> GuestMemory for &mut T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_memory_bounds() {
+        let mut backing = [0u8; 16];
+        let mut ram = BorrowedMemory::new(0x1000, &mut backing);
+        assert!(ram.write(0x100C, b"abcd"));
+        assert!(!ram.write(0x100D, b"abcd"), "one byte past the end");
+        assert!(!ram.write(0xFFF, b"a"), "below the base");
+        let mut buf = [0u8; 4];
+        assert!(ram.read(0x100C, &mut buf));
+        assert_eq!(&buf, b"abcd");
+        assert!(!ram.read(u64::MAX, &mut buf));
+        assert_eq!(ram.translate(0x1234), Some(0x1234));
+        assert_eq!(&backing[12..], b"abcd");
+    }
 
     #[test]
     fn flat_memory_bounds() {
