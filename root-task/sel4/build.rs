@@ -16,7 +16,22 @@ fn main() {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
     println!("cargo:rerun-if-changed=link.ld");
-    for var in ["SEL4_GUEST_IMAGE", "SEL4_COMPONENTS_DIR"] {
+    // The kernel configuration decides which images the VMM server is built for: on a kernel
+    // with VT-x it drives a real VCPU, otherwise the model VCPU.
+    println!("cargo:rustc-check-cfg=cfg(sel4_config_vtx)");
+    println!("cargo:rerun-if-env-changed=SEL4_AUTOCONF");
+    if let Ok(autoconf) = std::env::var("SEL4_AUTOCONF") {
+        println!("cargo:rerun-if-changed={autoconf}");
+        let text = std::fs::read_to_string(&autoconf).unwrap_or_default();
+        let vtx = text.lines().any(|line| {
+            let mut words = line.split_whitespace();
+            words.next() == Some("#define") && words.next() == Some("CONFIG_VTX") && words.next() != Some("0")
+        });
+        if vtx {
+            println!("cargo:rustc-cfg=sel4_config_vtx");
+        }
+    }
+    for var in ["SEL4_GUEST_IMAGE", "SEL4_COMPONENTS_DIR", "SEL4_VTX_GUEST"] {
         println!("cargo:rerun-if-env-changed={var}");
         if let Ok(value) = std::env::var(var) {
             println!("cargo:rustc-env={var}={value}");

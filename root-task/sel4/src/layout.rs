@@ -3,7 +3,7 @@
 //!
 //! | component | holds (slot: capability) |
 //! |---|---|
-//! | VMM server | 1 fault endpoint (root, badged), 2 report endpoint (root, badged), 3 its own request endpoint (receive), 5 the device model's endpoint (send, badge [`dm_badge::EXIT_RECORDS`]); a notification bound to its thread |
+//! | VMM server | 1 fault endpoint (root, badged), 2 report endpoint (root, badged), 3 its own request endpoint (receive), 5 the device model's endpoint (send, badge [`dm_badge::EXIT_RECORDS`]), 9 its VCPU (VT-x); a notification bound to its thread; guest RAM mapped at [`GUEST_RAM`] (VT-x) |
 //! | device model | 1, 2 as above, 3 its own endpoint (receive), 4 the VMM server's endpoint (send, badge [`vmm_server::composition::badge::DEVICE_MODEL`]), 6 the UART's I/O ports 0x3F8–0x3FF, 7 the VMM server's notification (send only); slot 8 is never filled |
 //! | monitor | 1, 2 as above, 4 the VMM server's endpoint (send, badge [`vmm_server::composition::badge::MONITOR`]) |
 //!
@@ -36,6 +36,8 @@ pub mod slot {
     pub const VMM_NOTIFICATION: u64 = 7;
     /// Never filled: the device model probes that invoking it fails.
     pub const NEVER_GRANTED: u64 = 8;
+    /// The VCPU bound to the VMM server's thread (VMM server only; kernels with VT-x).
+    pub const VCPU: u64 = 9;
 }
 
 /// The components, in the order the root task starts them.
@@ -111,6 +113,10 @@ pub const QEMU_EXIT_PORT: u16 = 0xF4;
 pub const IMAGE_BASE: u64 = 0x40_0000;
 /// Where the root task maps a component's IPC buffer in the component's address space.
 pub const IPC_BUFFER: u64 = 0x1000_0000;
+
+/// Where the root task maps guest RAM in the VMM server's address space (kernels with VT-x;
+/// the same frames back guest-physical 0 in the EPT).
+pub const GUEST_RAM: u64 = 0x2000_0000;
 
 /// Scheduling priority of the components (the root task keeps the maximum, 255).
 pub const COMPONENT_PRIORITY: u8 = 100;

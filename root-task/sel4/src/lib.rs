@@ -18,3 +18,6 @@ pub mod ipc;
 pub mod layout;
 pub mod report;
 pub mod runtime;
+#[cfg(sel4_config_vtx)]
+pub mod vcpu;
+pub mod vtx_guest;

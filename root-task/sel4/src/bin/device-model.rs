@@ -14,7 +14,7 @@ use sel4_system::ipc;
 use sel4_system::layout::{UART_FIRST_PORT, dm_badge, slot};
 use sel4_system::report::{self, DeviceModelStatistics, Report};
 use sel4_system::{main, println};
-use vmm_protocol::{MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Request, Response};
+use vmm_protocol::{ExitRecord, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Request, Response};
 
 main!("device-model", serve);
 
@@ -59,6 +59,7 @@ fn serve(_argument: u64) -> ! {
     };
     let service = Endpoint::from_bits(slot::SERVICE);
     let mut replies = 0u64;
+    let mut seen: heapless::Vec<u16, 32> = heapless::Vec::new();
     let mut record = [0u8; MAX_MESSAGE_SIZE];
     let mut out = [0u8; MAX_MESSAGE_SIZE];
     loop {
@@ -68,6 +69,16 @@ fn serve(_argument: u64) -> ! {
                 // A record that does not decode gets an empty reply: the VMM server counts it as
                 // malformed and sends the record again, marked rejected.
                 let len = ipc::read_payload(info, &mut record).unwrap_or(0);
+                if let Ok(decoded) = ExitRecord::decode(&record[..len])
+                    && !seen.contains(&decoded.reason)
+                    && seen.push(decoded.reason).is_ok()
+                {
+                    // The first exit of each reason, as decoded: what the system test checks.
+                    println!(
+                        "first exit {} at {:#x}: {:?}",
+                        decoded.reason, decoded.rip, decoded.detail
+                    );
+                }
                 match dm.handle_bytes(&record[..len], &mut out) {
                     Ok(reply) => reply,
                     Err(_) => &[],

@@ -18,7 +18,10 @@ use sel4_system::report::{DeviceModelStatistics, MAX_REPORT, Report};
 use sel4_system::runtime::MARKER;
 use sel4_system::{ipc, main, println};
 use vmm_protocol::{ErrorCode, Response};
-use vmm_server::composition::{FixedGuestImage, badge, boot_sequence};
+#[cfg(not(sel4_config_vtx))]
+use vmm_server::composition::FixedGuestImage;
+use vmm_server::composition::{badge, boot_sequence};
+use vmm_server::model::StartState;
 
 main!("root-task", compose);
 
@@ -39,6 +42,7 @@ static DEVICE_MODEL_IMAGE: &[u8] = component_image!("device-model");
 static MONITOR_IMAGE: &[u8] = component_image!("monitor");
 static VMM_SERVER_IMAGE: &[u8] = component_image!("vmm-server");
 /// The guest the VMM server plays: the root task reads its start state for the boot requests.
+#[cfg(not(sel4_config_vtx))]
 static GUEST_IMAGE: &[u8] = include_bytes!(env!(
     "SEL4_GUEST_IMAGE",
     "built by `cargo xtask`, which names the guest image in SEL4_GUEST_IMAGE"
@@ -365,6 +369,10 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
     {
         panic!("binding the VMM server's notification: {e:?}");
     }
+    #[cfg(sel4_config_vtx)]
+    if component == Component::VmmServer {
+        vtx::give_vcpu_and_guest_ram(alloc, cnode, tcb, &mut space);
+    }
     let registers = UserContext {
         rip: entry,
         ..UserContext::default()
@@ -373,6 +381,65 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
         panic!("starting {}: {e:?}", component.name());
     }
     println!("started {} (entry {entry:#x})", component.name());
+}
+
+/// The VT-x kernel's extra objects: the VMM server's VCPU, the guest's EPT and RAM.
+#[cfg(sel4_config_vtx)]
+mod vtx {
+    use sel4::{CNode, CapRights, ObjectType, Page, Tcb, VmAttributes};
+    use sel4_system::layout::{GUEST_RAM, slot};
+    use sel4_system::vtx_guest::RAM_SIZE;
+
+    use super::{AddressSpace, Allocator, PAGE_SIZE, ROOT_DEPTH, give, root_cnode};
+
+    /// Creates the VCPU and binds it to the VMM server's thread (`seL4_X86_VCPU_SetTCB`),
+    /// builds an EPT with guest RAM at guest-physical 0 and installs it
+    /// (`seL4_TCB_SetEPTRoot`), maps the same frames into the VMM server at [`GUEST_RAM`] (a
+    /// second capability to each: a frame capability holds one mapping), and gives the VMM
+    /// server the VCPU capability. The EPT's capabilities stay with the root task.
+    pub fn give_vcpu_and_guest_ram(alloc: &mut Allocator, cnode: CNode, tcb: Tcb, space: &mut AddressSpace) {
+        let ept = sel4::EptPml4::from_bits(alloc.object(ObjectType::EptPml4, 0));
+        if let Err(e) = sel4::init_thread::ASID_POOL.assign(ept) {
+            panic!("ASID for the EPT: {e:?}");
+        }
+        let attributes = VmAttributes::default();
+        let tables = [
+            sel4::EptPdpt::from_bits(alloc.object(ObjectType::EptPdpt, 0)).map(ept, 0, attributes),
+            sel4::EptPd::from_bits(alloc.object(ObjectType::EptPd, 0)).map(ept, 0, attributes),
+            sel4::EptPt::from_bits(alloc.object(ObjectType::EptPt, 0)).map(ept, 0, attributes),
+        ];
+        for mapped in tables {
+            if let Err(e) = mapped {
+                panic!("EPT table at 0: {e:?}");
+            }
+        }
+        for offset in (0..RAM_SIZE as u64).step_by(PAGE_SIZE as usize) {
+            let frame = Page::from_bits(alloc.object(ObjectType::Page, 0));
+            if let Err(e) = frame.map_ept(ept, offset, CapRights::READ_WRITE, attributes) {
+                panic!("guest RAM at {offset:#x}: {e:?}");
+            }
+            let view = Page::from_bits(alloc.slot());
+            if let Err(e) = root_cnode().copy(
+                view.bits(),
+                ROOT_DEPTH,
+                root_cnode(),
+                frame.bits(),
+                ROOT_DEPTH,
+                CapRights::ALL,
+            ) {
+                panic!("second capability to guest RAM: {e:?}");
+            }
+            space.map(alloc, view, GUEST_RAM + offset, true);
+        }
+        let vcpu = sel4::Vcpu::from_bits(alloc.object(ObjectType::Vcpu, 0));
+        if let Err(e) = vcpu.set_tcb(tcb) {
+            panic!("binding the VCPU: {e:?}");
+        }
+        if let Err(e) = tcb.set_ept_root(ept) {
+            panic!("installing the EPT: {e:?}");
+        }
+        give(cnode, slot::VCPU, vcpu.bits(), CapRights::ALL, None);
+    }
 }
 
 /// What the run produced, for the verdict.
@@ -492,11 +559,28 @@ fn collect(shared: &Shared, controller: Endpoint) -> Collected {
     }
 }
 
-/// The controller's boot sequence over IPC.
-fn boot(controller: Endpoint) -> Result<(), &'static str> {
+/// Where the guest starts and its CR0: from the guest image the model VCPU plays.
+#[cfg(not(sel4_config_vtx))]
+fn guest_start() -> Result<(StartState, u64), &'static str> {
     let image: FixedGuestImage =
         postcard::from_bytes(GUEST_IMAGE).map_err(|_| "the guest image does not decode")?;
-    for step in boot_sequence(image.start, image.cr0) {
+    Ok((image.start, image.cr0))
+}
+
+/// Where the guest starts and its CR0: the VT-x guest's layout.
+#[cfg(sel4_config_vtx)]
+fn guest_start() -> Result<(StartState, u64), &'static str> {
+    let start = StartState {
+        rip: sel4_system::vtx_guest::LOAD_ADDRESS,
+        rflags: 0x2,
+    };
+    Ok((start, sel4_system::vtx_guest::CR0))
+}
+
+/// The controller's boot sequence over IPC.
+fn boot(controller: Endpoint) -> Result<(), &'static str> {
+    let (start, cr0) = guest_start()?;
+    for step in boot_sequence(start, cr0) {
         match ipc::request(controller, &step.request) {
             Ok(response) if (step.accepted)(&response) => {}
             Ok(response) => {
