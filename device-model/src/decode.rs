@@ -87,6 +87,38 @@ impl Cursor<'_> {
     }
 }
 
+/// MOV between the accumulator and a memory offset encoded in the instruction, A0–A3 (SDM
+/// Vol. 2B, MOV; the offset is as wide as the address size: 8 bytes in 64-bit mode, Vol. 2A,
+/// Section 2.2.1.4; 4 in 32-bit mode; the 0x67 prefix halves it).
+fn moffs(
+    c: &mut Cursor<'_>,
+    opcode: u8,
+    full_size: u8,
+    long_mode: bool,
+    address_override: bool,
+) -> Result<MmioInstruction, DecodeError> {
+    let offset_bytes = match (long_mode, address_override) {
+        (true, false) => 8,
+        (true, true) | (false, false) => 4,
+        (false, true) => 2,
+    };
+    c.skip(offset_bytes)?;
+    let size = if opcode & 1 == 0 { 1 } else { full_size };
+    let operation = if opcode & 2 == 0 {
+        MmioOperation::Read {
+            register: 0,
+            size,
+            destination_size: size,
+        }
+    } else {
+        MmioOperation::WriteRegister { register: 0, size }
+    };
+    Ok(MmioInstruction {
+        operation,
+        length: c.at as u8,
+    })
+}
+
 /// Decodes the MOV at the start of `bytes`; `long_mode` selects 64-bit decoding (REX).
 ///
 /// # Errors
@@ -94,12 +126,14 @@ impl Cursor<'_> {
 pub fn decode_mmio(bytes: &[u8], long_mode: bool) -> Result<MmioInstruction, DecodeError> {
     let mut c = Cursor { bytes, at: 0 };
     let mut operand16 = false;
+    let mut address_override = false;
     let mut rex = 0u8;
     let mut opcode = c.next()?;
     loop {
         match opcode {
             0x66 => operand16 = true,
-            0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x67 => {}
+            0x67 => address_override = true,
+            0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 => {}
             0x40..=0x4F if long_mode => {
                 rex = opcode;
                 opcode = c.next()?;
@@ -117,6 +151,13 @@ pub fn decode_mmio(bytes: &[u8], long_mode: bool) -> Result<MmioInstruction, Dec
     } else {
         4
     };
+    if let 0xA0..=0xA3 = opcode {
+        return moffs(&mut c, opcode, full_size, long_mode, address_override);
+    }
+    if address_override && !long_mode {
+        // 16-bit addressing: a different ModRM table (SDM Vol. 2A, Table 2-1), not decoded.
+        return Err(DecodeError::Unsupported(0x67));
+    }
     let two_byte = opcode == 0x0F;
     if two_byte {
         opcode = c.next()?;
@@ -286,6 +327,49 @@ mod tests {
                 },
                 length: 7
             })
+        );
+    }
+
+    #[test]
+    fn accumulator_and_memory_offset_forms() {
+        let read = |size| MmioOperation::Read {
+            register: 0,
+            size,
+            destination_size: size,
+        };
+        let write = |size| MmioOperation::WriteRegister { register: 0, size };
+        // mov eax, [0xfec00000]: what the VT-x guest's MMIO read assembles to.
+        let ok = |operation, length| Ok(MmioInstruction { operation, length });
+        assert_eq!(
+            decode_mmio(&[0xA1, 0x00, 0x00, 0xC0, 0xFE, 0xA3], false),
+            ok(read(4), 5)
+        );
+        assert_eq!(
+            decode_mmio(&[0xA0, 0x00, 0x00, 0xC0, 0xFE], false),
+            ok(read(1), 5)
+        );
+        assert_eq!(
+            decode_mmio(&[0xA2, 0x00, 0x00, 0xC0, 0xFE], false),
+            ok(write(1), 5)
+        );
+        assert_eq!(
+            decode_mmio(&[0x66, 0xA3, 0x00, 0x00, 0xC0, 0xFE], false),
+            ok(write(2), 6)
+        );
+        // 64-bit mode: an 8-byte offset; REX.W widens the accumulator; 0x67 narrows the offset.
+        let long = [0x48, 0xA1, 0, 0, 0xC0, 0xFE, 0, 0, 0, 0];
+        assert_eq!(decode_mmio(&long, true), ok(read(8), 10));
+        assert_eq!(decode_mmio(&[0x67, 0xA1, 0, 0, 0xC0, 0xFE], true), ok(read(4), 6));
+        // 32-bit code with 0x67: a 2-byte offset.
+        assert_eq!(decode_mmio(&[0x67, 0xA1, 0x00, 0x10], false), ok(read(4), 4));
+        assert_eq!(
+            decode_mmio(&[0xA1, 0x00, 0x00, 0xC0], false),
+            Err(DecodeError::Truncated)
+        );
+        // 16-bit ModRM addressing stays refused.
+        assert_eq!(
+            decode_mmio(&[0x67, 0x8B, 0x07], false),
+            Err(DecodeError::Unsupported(0x67))
         );
     }
 
