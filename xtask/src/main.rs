@@ -7,6 +7,7 @@
 //! - `cargo xtask sel4-kernel [NAME...]`: builds the seL4 kernel configurations NAME (default:
 //!   all; see `sel4::kernel`) and prints where they are.
 
+mod apt;
 mod oracle;
 mod sel4;
 
