@@ -399,8 +399,9 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 
 /// Boots `iso` in Bochs with CPU `model`, headless, and watches COM1 until a line contains
 /// one of `markers` (e.g. `SEL4-SYSTEM: PASS`, `SEL4-SYSTEM: FAIL`), Bochs ends, or `timeout`
-/// passes; Bochs is killed then. The run's files go to `bochs-<model>/` beside the ISO
-/// (emptied first). Errors only when Bochs cannot be set up or started: how the run ended is
+/// passes; Bochs is killed then (with SIGKILL: its term display catches SIGTERM and goes on).
+/// The run's files go to `bochs-<model>/` beside the ISO (emptied first: one run per ISO and
+/// model at a time). Errors only when Bochs cannot be set up or started: how the run ended is
 /// in [`BootRun::end`].
 pub fn boot(iso: &Path, model: &str, timeout: Duration, markers: &[&str]) -> Result<BootRun, String> {
     let bochs = apt::on_path("bochs-bin").ok_or("bochs-bin is not installed: run ensure_tools first")?;

@@ -27,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::apt::{self, Package, Probe};
 
@@ -62,6 +63,9 @@ const BINUTILS: [Package; 3] = [
 pub const BARE_PC_SOURCE: &str = "guest/vtx-hello/bare-pc.S";
 /// Where the harness is linked (QEMU's multiboot loader puts it there).
 const BARE_PC_ADDRESS: u32 = 0x10_0000;
+
+/// How long the guest may take on the bare PC (it needs well under a second).
+const BARE_PC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// QEMU, for [`run_on_bare_pc`].
 const QEMU: Package = Package {
@@ -211,17 +215,18 @@ pub fn run_on_bare_pc(root: &Path, guest: &GuestBinary, out_dir: &Path) -> Resul
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = Instant::now() + BARE_PC_TIMEOUT;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("the guest did not end within 30 s on the bare PC".into());
+                return Err(format!(
+                    "the guest did not end within {} s on the bare PC",
+                    BARE_PC_TIMEOUT.as_secs()
+                ));
             }
             Err(e) => return Err(format!("cannot wait for QEMU: {e}")),
         }
