@@ -8,6 +8,7 @@
 //!   all; see `sel4::kernel`) and prints where they are.
 //! - `cargo xtask sel4-qemu`: only the seL4-in-QEMU tier, printing the serial output.
 
+mod apt;
 mod oracle;
 mod sel4;
 

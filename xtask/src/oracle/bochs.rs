@@ -9,70 +9,22 @@ use std::time::{Duration, Instant};
 
 use oracle_proto::{MAX_FRAME, Request, Response};
 
-/// Debian packages that provide what the oracle runs: Bochs with VMX, and its terminal display
-/// library (Bochs needs a display library even headless; `term` works without a terminal).
-const PACKAGES: &[&str] = &["bochs", "bochs-term"];
-/// The term display plugin, from `bochs-term`.
-const TERM_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so";
+use crate::apt;
 
 /// Size of the ROM image; Bochs maps it at 0xF0000 and below 4 GiB.
 pub const ROM_SIZE: usize = 64 * 1024;
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run_quiet(program: &str, args: &[&str]) -> Result<(), String> {
-    eprintln!("xtask: oracle: {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program} {} failed ({status})", args.join(" ")))
-    }
-}
-
 /// Installs what is missing (Bochs, its term plugin, objcopy) when running as root; otherwise
 /// says which command to run. Returns the Bochs binary.
 pub fn ensure_tools() -> Result<PathBuf, String> {
-    let mut missing: Vec<&str> = Vec::new();
-    if on_path("bochs-bin").is_none() && on_path("bochs").is_none() {
-        missing.push(PACKAGES[0]);
-    }
-    if !Path::new(TERM_PLUGIN).exists() {
-        missing.push(PACKAGES[1]);
-    }
-    if on_path("objcopy").is_none() {
-        missing.push("binutils");
-    }
-    if !missing.is_empty() {
-        let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
-        if !is_root() {
-            return Err(format!(
-                "the oracle needs {}: run `apt-get update && {install}` as root",
-                missing.join(", ")
-            ));
-        }
-        run_quiet("apt-get", &["update", "-qq"])?;
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend(&missing);
-        run_quiet("apt-get", &args)?;
-    }
-    on_path("bochs-bin")
-        .or_else(|| on_path("bochs"))
+    let [bochs, term] = apt::BOCHS;
+    let objcopy = apt::Package {
+        name: "binutils",
+        probe: apt::Probe::Program("objcopy"),
+    };
+    apt::ensure("the oracle", &[bochs, term, objcopy])?;
+    apt::on_path("bochs-bin")
+        .or_else(|| apt::on_path("bochs"))
         .ok_or_else(|| "bochs is still not on PATH".into())
 }
 
