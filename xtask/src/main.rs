@@ -1,12 +1,17 @@
 //! `cargo xtask`: the project's build and test driver.
 //!
 //! - `cargo xtask test`: every test tier (see `TIERS`); exits non-zero on the first failure.
-//! - `cargo xtask run [-- ARGS]`: builds and runs the `vmm` tool with ARGS (default: `run`,
-//!   the bundled guest through the VMM server and the device model).
+//! - `cargo xtask run`: the main job: builds the seL4 kernel with VT-x, the guest, the root
+//!   task and the components, boots them in Bochs (QEMU on KVM where KVM offers VT-x), streams
+//!   the serial line and ends with the exit statistics.
+//! - `cargo xtask run -- ARGS`: builds and runs the host tool `vmm` with ARGS (e.g. `run`: the
+//!   model VCPU's guest through both servers as Linux processes).
 //! - `cargo xtask oracle [...]`: only the VMX oracle tier (see `oracle`).
 //! - `cargo xtask sel4-kernel [NAME...]`: builds the seL4 kernel configurations NAME (default:
 //!   all; see `sel4::kernel`) and prints where they are.
 //! - `cargo xtask sel4-qemu`: only the seL4-in-QEMU tier, printing the serial output.
+//! - `cargo xtask sel4-bochs [--model M] [--timeout S] [--marker TEXT] [KERNEL [ROOT_TASK]]`:
+//!   boots seL4 images in Bochs by hand (see `sel4::bochs::main`).
 
 mod apt;
 mod oracle;
@@ -109,6 +114,19 @@ fn test() -> ExitCode {
         }
     }
     let started = Instant::now();
+    eprintln!("xtask: VT-x guest on seL4 (kernel with VT-x, real VCPU and EPT, in Bochs)");
+    match sel4::vtx_tier(false) {
+        Ok(result) => summary.push(format!(
+            "  ok    {:<45} {:6.1} s  ({result})",
+            "VT-x guest on seL4",
+            started.elapsed().as_secs_f64()
+        )),
+        Err(e) => {
+            eprintln!("xtask: VT-x guest on seL4 FAILED: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let started = Instant::now();
     eprintln!("xtask: VMX oracle (the vmcs crate against Bochs' VMX)");
     match oracle::run(&oracle::Options::default()) {
         Ok(result) => summary.push(format!(
@@ -161,6 +179,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("sel4-bochs") => match sel4::bochs::main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask: sel4-bochs: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("sel4-qemu") => match sel4::qemu_tier(true) {
             Ok(summary) => {
                 eprintln!("xtask: sel4-qemu: {summary}");
@@ -176,14 +201,26 @@ fn main() -> ExitCode {
                 Some("--") => &args[2..],
                 _ => &args[1..],
             };
-            // The main job: the bundled guest through both servers.
-            let default = ["run".to_string()];
-            run(if rest.is_empty() { &default } else { rest })
+            if rest.is_empty() {
+                // The main job: the VT-x guest on seL4, its serial line streamed.
+                match sel4::vtx_tier(true) {
+                    Ok(summary) => {
+                        eprintln!("xtask: run: {summary}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("xtask: run: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            } else {
+                run(rest)
+            }
         }
         _ => {
             eprintln!(
                 "usage: cargo xtask test | cargo xtask oracle [OPTIONS] | cargo xtask run [-- VMM-ARGS] \
-                 | cargo xtask sel4-kernel [NAME...] | cargo xtask sel4-qemu"
+                 | cargo xtask sel4-kernel [NAME...] | cargo xtask sel4-qemu | cargo xtask sel4-bochs [...]"
             );
             ExitCode::from(2)
         }

@@ -118,8 +118,11 @@ pub const IPC_BUFFER: u64 = 0x1000_0000;
 /// the same frames back guest-physical 0 in the EPT).
 pub const GUEST_RAM: u64 = 0x2000_0000;
 
-/// Scheduling priority of the components (the root task keeps the maximum, 255).
+/// Scheduling priority of the servers (the root task keeps the maximum, 255).
 pub const COMPONENT_PRIORITY: u8 = 100;
+/// Scheduling priority of the monitor: below the servers, so that it runs when they wait (and
+/// its console lines do not interleave with theirs).
+pub const MONITOR_PRIORITY: u8 = COMPONENT_PRIORITY - 1;
 
 #[cfg(test)]
 mod tests {

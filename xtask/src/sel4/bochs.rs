@@ -339,6 +339,7 @@ fn watch(
     files: RunFiles,
     timeout: Duration,
     markers: &[&str],
+    echo: bool,
 ) -> Result<BootRun, String> {
     let mut child = Running(child);
     let mut first_output = None;
@@ -363,6 +364,9 @@ fn watch(
             text.rfind('\n').map_or("", |end| &text[..=end])
         };
         for line in complete.lines().skip(lines.len()) {
+            if echo {
+                println!("{}", line.trim_matches('\r'));
+            }
             lines.push(TimedLine {
                 seconds,
                 text: line.trim_matches('\r').to_string(),
@@ -403,7 +407,13 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
 /// The run's files go to `bochs-<model>/` beside the ISO (emptied first: one run per ISO and
 /// model at a time). Errors only when Bochs cannot be set up or started: how the run ended is
 /// in [`BootRun::end`].
-pub fn boot(iso: &Path, model: &str, timeout: Duration, markers: &[&str]) -> Result<BootRun, String> {
+pub fn boot(
+    iso: &Path,
+    model: &str,
+    timeout: Duration,
+    markers: &[&str],
+    echo: bool,
+) -> Result<BootRun, String> {
     let bochs = apt::on_path("bochs-bin").ok_or("bochs-bin is not installed: run ensure_tools first")?;
     let iso = std::path::absolute(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
     let dir = iso
@@ -448,7 +458,7 @@ pub fn boot(iso: &Path, model: &str, timeout: Duration, markers: &[&str]) -> Res
         serial: config.serial,
         log: config.log,
     };
-    watch(child, started, files, timeout, markers)
+    watch(child, started, files, timeout, markers, echo)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,6 +530,7 @@ pub fn boot_qemu_kvm(
     root_task: &Path,
     timeout: Duration,
     markers: &[&str],
+    echo: bool,
 ) -> Result<BootRun, String> {
     if !kvm_offers_vtx() {
         return Err("this host's KVM does not offer VT-x (no vmx flag or no /dev/kvm)".into());
@@ -542,7 +553,14 @@ pub fn boot_qemu_kvm(
         .stderr(log_file)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
-    watch(child, started, RunFiles { dir, serial, log }, timeout, markers)
+    watch(
+        child,
+        started,
+        RunFiles { dir, serial, log },
+        timeout,
+        markers,
+        echo,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,7 +624,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .map(String::as_str)
         .chain(KERNEL_FAILURE_MARKERS)
         .collect();
-    let run = boot(&iso, &model, timeout, &markers)?;
+    let run = boot(&iso, &model, timeout, &markers, false)?;
     for line in &run.lines {
         println!("[{:6.2}] {}", line.seconds, line.text);
     }
@@ -847,7 +865,7 @@ mod tests {
                 serial: serial.clone(),
                 log: dir.join("log"),
             };
-            watch(child, Instant::now(), files, timeout, &markers).unwrap()
+            watch(child, Instant::now(), files, timeout, &markers, false).unwrap()
         };
         // A marker line ends the run while the writer still runs (and the writer is killed);
         // the lines before it are timed in order.

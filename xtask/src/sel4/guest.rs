@@ -15,8 +15,8 @@
 //! | 4 | `rdmsr` (ECX 0x1B) | 31 RDMSR | 0 | EDX:EAX, RIP + 2 |
 //! | 5 | `mov eax, [0xFEC00000]` | 48 EPT violation | 0x181 (bit 0 read; bit 7 linear address valid; bit 8 the access was to the translated address) | GPA and GLA 0xFEC00000; EAX = value, RIP + 5 (decode `A1 imm32`) |
 //! | 6 | `out dx, al` (MCR 0x3FC, AL 8: OUT2) | 30 I/O | 0x03FC0000 | RIP + 1 (a PC UART's interrupt reaches the PIC only with OUT2) |
-//! | 7 | `out dx, al` (IER 0x3F9, AL 2) | 30 I/O | 0x03F90000 | RIP + 1; THR is empty, so the UART raises line 4 at once, but IF = 0: hold vector [`UART_VECTOR`] |
-//! | 8 | `hlt` after `sti` | 12 HLT | 0 | RIP + 1, clear blocking by STI (interruptibility bit 0), inject [`UART_VECTOR`] as an external interrupt (entry interruption info 0x80000024) |
+//! | 7 | `out dx, al` (IER 0x3F9, AL 2) | 30 I/O | 0x03F90000 | RIP + 1; THR is empty, so the UART raises line 4 at once, but IF = 0: hold vector 0x24 (line 4 + base 0x20) |
+//! | 8 | `hlt` after `sti` | 12 HLT | 0 | RIP + 1, clear blocking by STI (interruptibility bit 0), inject vector 0x24 as an external interrupt (entry interruption info 0x80000024) |
 //! | 9 | `out dx, al` (0xF4, AL 0) | 30 I/O | 0x00F40000 | stop: status 0 |
 //!
 //! A VMM that asks for an interrupt-window exit after #7 sees none before #8: the HLT sits in
@@ -40,8 +40,6 @@ pub const IMAGE_LIMIT: u32 = 0x3000;
 pub const SOURCE: &str = "guest/vtx-hello/guest.S";
 /// What the guest writes to the UART.
 pub const GREETING: &str = "Hello from a VT-x guest on seL4\n";
-/// The vector the guest expects the UART's interrupt on (line 4 + base 0x20).
-pub const UART_VECTOR: u8 = 0x24;
 
 /// The assembler, the linker and objcopy all come from binutils.
 const BINUTILS: [Package; 3] = [
@@ -176,7 +174,7 @@ pub struct BareRun {
 /// Runs `guest` on a plain emulated PC with no VMM (QEMU, TCG): the harness
 /// `guest/vtx-hello/bare-pc.S` sets the machine up as the VMM's loader does and starts the
 /// guest, whose port I/O, CPUID, RDMSR and MMIO read then reach QEMU's own devices and CPU,
-/// and whose UART interrupt comes through the PIC as vector [`UART_VECTOR`]. This checks the
+/// and whose UART interrupt comes through the PIC as vector 0x24. This checks the
 /// guest and the loader contract in its header, not the VMM. Files go to `out_dir`.
 pub fn run_on_bare_pc(root: &Path, guest: &GuestBinary, out_dir: &Path) -> Result<BareRun, String> {
     apt::ensure("the bare-PC guest check", &[BINUTILS[0], BINUTILS[1], QEMU])?;
@@ -310,6 +308,9 @@ fn elf32_layout(bytes: &[u8]) -> Result<Elf32Layout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vector the guest expects the UART's interrupt on (line 4 + base 0x20).
+    const UART_VECTOR: u8 = 0x24;
 
     /// A scratch directory under the system temp dir, removed when dropped.
     struct Scratch(PathBuf);

@@ -16,8 +16,47 @@ const SYSTEM_MANIFEST: &str = "root-task/sel4/Cargo.toml";
 const BINDINGS_MANIFEST: &str = "sel4/Cargo.toml";
 /// The components, by binary name; the root task embeds them from one directory.
 const COMPONENTS: &[&str] = &["vmm-server", "device-model", "monitor"];
-/// What the bundled guest writes to its UART.
-pub const GUEST_GREETING: &str = "Hello from the guest";
+/// What a boot must show beyond the common checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The guest's greeting on the serial line.
+    pub greeting: &'a str,
+    /// Lines that must appear (each a substring of one line), with what they show.
+    pub lines: &'a [(&'a str, &'a str)],
+}
+
+/// The model VCPU's bundled guest (QEMU).
+pub const MODEL_GUEST: Expected<'static> = Expected {
+    greeting: "Hello from the guest",
+    lines: &[],
+};
+
+/// The VT-x guest (`guest/vtx-hello`) on a real VCPU: every exit reason it causes, first seen
+/// with the decoded qualification the device model printed (`first exit REASON at RIP: ...`).
+pub const VTX_GUEST: Expected<'static> = Expected {
+    greeting: "Hello from a VT-x guest on seL4",
+    lines: &[
+        (
+            "an IN from the UART's LSR (I/O, reason 30)",
+            "Io { port: 1021, size: Byte, direction: In, string: false, rep: false",
+        ),
+        ("CPUID leaf 0 (reason 10)", "Cpuid { leaf: 0, subleaf: 0 }"),
+        ("RDMSR IA32_APIC_BASE (reason 31)", "Rdmsr { index: 27 }"),
+        (
+            "a read at unmapped guest-physical 0xFEC00000 (EPT violation, reason 48: data read, linear address valid and translated)",
+            "Mmio { gpa: 4273995776, gla: Some(4273995776), access: Read, qualification: 385",
+        ),
+        ("HLT (reason 12)", ": Hlt"),
+        (
+            "the UART's interrupt injected once",
+            "vmm interrupts-raised 1 events-injected 1",
+        ),
+        (
+            "the interrupt taken and the stop through the debug-exit port",
+            "ok guest exit-status 0",
+        ),
+    ],
+};
 /// Marker of every line the root task writes for the test.
 const MARKER: &str = "SEL4-SYSTEM:";
 
@@ -99,7 +138,12 @@ pub fn host_tests(root: &Path, kernel: &KernelBuild, config_name: &str) -> Resul
 ///
 /// # Errors
 /// A build step failed.
-pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Result<Images, String> {
+pub fn build_images(
+    root: &Path,
+    kernel: &KernelBuild,
+    config_name: &str,
+    vtx_guest: Option<&Path>,
+) -> Result<Images, String> {
     let out = root.join("target/sel4").join(config_name);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let guest = out.join("guest.postcard");
@@ -141,6 +185,9 @@ pub fn build_images(root: &Path, kernel: &KernelBuild, config_name: &str) -> Res
             .env_remove("RUSTFLAGS")
             .env("SEL4_GUEST_IMAGE", &guest)
             .env("SEL4_COMPONENTS_DIR", &components);
+        if let Some(guest) = vtx_guest {
+            command.env("SEL4_VTX_GUEST", guest);
+        }
         kernel_env(&mut command, kernel);
         run(what, &mut command)
     };
@@ -288,7 +335,7 @@ fn number_after(serial: &str, key: &str) -> Option<u64> {
 ///
 /// # Errors
 /// What is missing or wrong, with the serial output's tail.
-pub fn check(boot: &Boot) -> Result<Summary, String> {
+pub fn check(boot: &Boot, expected: &Expected<'_>) -> Result<Summary, String> {
     let serial = &boot.serial;
     let mut problems = Vec::new();
     match verdict(serial) {
@@ -299,9 +346,10 @@ pub fn check(boot: &Boot) -> Result<Summary, String> {
     for line in serial.lines().filter(|l| l.contains(&format!("{MARKER} FAIL"))) {
         problems.push(line.trim().to_string());
     }
-    if !serial.contains(GUEST_GREETING) {
+    if !serial.contains(expected.greeting) {
         problems.push(format!(
-            "the guest's \"{GUEST_GREETING}\" is not on the serial line"
+            "the guest's \"{}\" is not on the serial line",
+            expected.greeting
         ));
     }
     for (what, needle) in [
@@ -319,6 +367,11 @@ pub fn check(boot: &Boot) -> Result<Summary, String> {
             "ok monitor write refused Some(Forbidden)",
         ),
     ] {
+        if !serial.contains(needle) {
+            problems.push(format!("{what}: no `{needle}` line"));
+        }
+    }
+    for (what, needle) in expected.lines {
         if !serial.contains(needle) {
             problems.push(format!("{what}: no `{needle}` line"));
         }
@@ -389,7 +442,7 @@ mod tests {
     #[test]
     fn a_passing_run_is_summarised() {
         assert_eq!(
-            check(&boot(passing_serial())).unwrap(),
+            check(&boot(passing_serial()), &MODEL_GUEST).unwrap(),
             Summary {
                 exits: 51,
                 replies: 51,
@@ -414,11 +467,13 @@ mod tests {
         ] {
             let serial = passing_serial().replacen(from, to, 1);
             assert_ne!(serial, passing_serial(), "{from}");
-            assert!(check(&boot(serial)).is_err(), "{from} -> {to}");
+            assert!(check(&boot(serial), &MODEL_GUEST).is_err(), "{from} -> {to}");
         }
         let mut wrong_exit = boot(passing_serial());
         wrong_exit.exit_code = Some(3);
-        assert!(check(&wrong_exit).is_err());
-        assert!(check(&boot(String::new())).is_err());
+        assert!(check(&wrong_exit, &MODEL_GUEST).is_err());
+        assert!(check(&boot(String::new()), &MODEL_GUEST).is_err());
+        // An expected line missing fails too.
+        assert!(check(&boot(passing_serial()), &VTX_GUEST).is_err());
     }
 }

@@ -11,8 +11,8 @@ use sel4::{
 };
 use sel4_system::elf::{Elf, page_contents};
 use sel4_system::layout::{
-    self, CNODE_BITS, COMPONENT_PRIORITY, Component, IPC_BUFFER, QEMU_EXIT_PORT, UART_FIRST_PORT,
-    UART_LAST_PORT, VMM_READY_BADGE, dm_badge, slot,
+    self, CNODE_BITS, COMPONENT_PRIORITY, Component, IPC_BUFFER, MONITOR_PRIORITY, QEMU_EXIT_PORT,
+    UART_FIRST_PORT, UART_LAST_PORT, VMM_READY_BADGE, dm_badge, slot,
 };
 use sel4_system::report::{DeviceModelStatistics, MAX_REPORT, Report};
 use sel4_system::runtime::MARKER;
@@ -350,10 +350,14 @@ fn spawn(alloc: &mut Allocator, scratch: &mut AddressSpace, shared: &Shared, com
     let tcb = Tcb::from_bits(alloc.object(ObjectType::Tcb, 0));
     // The guard makes a slot number the whole capability pointer (see `layout::CNODE_BITS`).
     let guard = CapData::guard(0, 64 - u64::from(CNODE_BITS));
+    let priority = match component {
+        Component::Monitor => MONITOR_PRIORITY,
+        Component::DeviceModel | Component::VmmServer => COMPONENT_PRIORITY,
+    };
     let configured = tcb.configure(
         slot::FAULT,
-        COMPONENT_PRIORITY,
-        COMPONENT_PRIORITY,
+        priority,
+        priority,
         cnode,
         guard,
         space.pml4,
@@ -690,6 +694,14 @@ fn judge(collected: &Collected, controller: Endpoint, dm_statistics: Endpoint) -
             check(
                 stats.exits == total,
                 format_args!("vmm statistics exits {}", stats.exits),
+            );
+            println!(
+                "{MARKER} vmm interrupts-raised {} events-injected {} requests {} forbidden {} malformed {}",
+                stats.interrupts_raised,
+                stats.events_injected,
+                stats.requests,
+                stats.forbidden,
+                stats.malformed
             );
             for class in vmm_protocol::ExitClass::ALL {
                 let exits = stats.exits_by_class[class.index()];
