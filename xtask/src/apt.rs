@@ -14,6 +14,8 @@ pub enum Probe {
     Program(&'static str),
     /// A file at an absolute path (data files, plugins, firmware images).
     File(&'static str),
+    /// A module the system Python (Debian's `/usr/bin/python3`) can import.
+    PythonModule(&'static str),
 }
 
 impl Probe {
@@ -22,6 +24,7 @@ impl Probe {
         match self {
             Probe::Program(program) => on_path(program).is_some(),
             Probe::File(path) => Path::new(path).is_file(),
+            Probe::PythonModule(module) => python_imports(&system_python(), module),
         }
     }
 }
@@ -61,6 +64,28 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
 }
 
 /// Whether this process runs as root (and so may install packages).
+/// The Python that runs the kernel's tools and makes their venv: Debian's own (the one
+/// `python3-venv` completes) when it exists, whatever `python3` is on PATH otherwise.
+pub fn system_python() -> PathBuf {
+    let debian = Path::new("/usr/bin/python3");
+    if debian.is_file() {
+        debian.to_path_buf()
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Whether `python` can import `modules` (a comma-separated list, as `import` takes it).
+pub fn python_imports(python: &Path, modules: &str) -> bool {
+    Command::new(python)
+        .args(["-c", &format!("import {modules}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

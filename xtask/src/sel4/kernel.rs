@@ -18,6 +18,8 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::apt::{self, Package, Probe};
 use std::time::Instant;
 
 /// The registry package whose `seL4/` directory is the kernel source.
@@ -31,27 +33,36 @@ pub const KERNEL_VERSION: &str = "5.0.0";
 // Host tools
 // ---------------------------------------------------------------------------------------------
 
-/// How to tell that a Debian package's contribution is present.
-#[derive(Debug, Clone, Copy)]
-enum Probe {
-    /// A program on PATH.
-    Program(&'static str),
-    /// A module the system Python can import (Debian splits `ensurepip`, which `python3 -m
-    /// venv` needs, into `python3.11-venv`).
-    PythonModule(&'static str),
-}
-
 /// Debian packages the kernel build (and the QEMU tier after it) needs, each with its probe.
 /// `gcc`, `git` and Python 3 are assumed present on the build machine; gcc is probed anyway.
-const PACKAGES: &[(&str, Probe)] = &[
-    ("make", Probe::Program("make")),
-    ("gcc", Probe::Program("gcc")),
-    ("binutils", Probe::Program("objcopy")),
+const PACKAGES: &[Package] = &[
+    Package {
+        name: "make",
+        probe: Probe::Program("make"),
+    },
+    Package {
+        name: "gcc",
+        probe: Probe::Program("gcc"),
+    },
+    Package {
+        name: "binutils",
+        probe: Probe::Program("objcopy"),
+    },
     // The Makefile validates the interface XML with xmllint.
-    ("libxml2-utils", Probe::Program("xmllint")),
-    ("python3-venv", Probe::PythonModule("ensurepip")),
+    Package {
+        name: "libxml2-utils",
+        probe: Probe::Program("xmllint"),
+    },
+    // Debian splits `ensurepip`, which `python3 -m venv` needs, into `python3.11-venv`.
+    Package {
+        name: "python3-venv",
+        probe: Probe::PythonModule("ensurepip"),
+    },
     // Not used by the kernel build: the QEMU tier boots the kernel it makes.
-    ("qemu-system-x86", Probe::Program("qemu-system-x86_64")),
+    Package {
+        name: "qemu-system-x86",
+        probe: Probe::Program("qemu-system-x86_64"),
+    },
 ];
 
 /// Python packages the kernel's generators import (`bitfield_gen.py`: six and ply's yacc;
@@ -60,47 +71,6 @@ const PACKAGES: &[(&str, Probe)] = &[
 const PYTHON_PACKAGES: &[&str] = &["tempita==0.6.0", "six==1.17.0", "ply==3.11"];
 /// The import names of [`PYTHON_PACKAGES`].
 const PYTHON_MODULES: &str = "tempita, six, ply";
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The Python that makes the venv: Debian's own (the one `python3-venv` completes) when it
-/// exists, whatever `python3` is on PATH otherwise.
-fn system_python() -> PathBuf {
-    let debian = Path::new("/usr/bin/python3");
-    if debian.is_file() {
-        debian.to_path_buf()
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-/// Runs `python -c "import MODULES"` silently; true when it worked.
-fn python_imports(python: &Path, modules: &str) -> bool {
-    Command::new(python)
-        .args(["-c", &format!("import {modules}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn probe_present(probe: Probe) -> bool {
-    match probe {
-        Probe::Program(program) => on_path(program).is_some(),
-        Probe::PythonModule(module) => python_imports(&system_python(), module),
-    }
-}
 
 fn run_logged(command: &mut Command) -> Result<(), String> {
     let shown = format!("{command:?}");
@@ -121,45 +91,7 @@ fn run_logged(command: &mut Command) -> Result<(), String> {
 /// packages the generators import. Returns the venv's `bin` directory, which must come
 /// first on PATH for the build (the generators run as `#!/usr/bin/env python` scripts).
 pub fn ensure_tools(root: &Path) -> Result<PathBuf, String> {
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .filter(|(_, probe)| !probe_present(*probe))
-        .map(|(package, _)| *package)
-        .collect();
-    if !missing.is_empty() {
-        let install = format!(
-            "apt-get install -y -qq --no-install-recommends {}",
-            missing.join(" ")
-        );
-        if !is_root() {
-            return Err(format!(
-                "the seL4 kernel build needs the Debian packages {}: run `apt-get update -qq && {install}` as root",
-                missing.join(", ")
-            ));
-        }
-        run_logged(
-            Command::new("apt-get")
-                .args(["update", "-qq"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-        run_logged(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
-        let still: Vec<&str> = PACKAGES
-            .iter()
-            .filter(|(_, probe)| !probe_present(*probe))
-            .map(|(package, _)| *package)
-            .collect();
-        if !still.is_empty() {
-            return Err(format!(
-                "still missing after apt-get install: {}",
-                still.join(", ")
-            ));
-        }
-    }
+    apt::ensure("the seL4 kernel build", PACKAGES)?;
     ensure_venv(&root.join("target/sel4/venv"))
 }
 
@@ -168,7 +100,7 @@ pub fn ensure_tools(root: &Path) -> Result<PathBuf, String> {
 fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     let bin = venv.join("bin");
     let python = bin.join("python");
-    if python_imports(&python, PYTHON_MODULES) {
+    if apt::python_imports(&python, PYTHON_MODULES) {
         return Ok(bin);
     }
     if !python.is_file() {
@@ -176,7 +108,7 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
         if venv.exists() {
             std::fs::remove_dir_all(venv).map_err(|e| format!("{}: {e}", venv.display()))?;
         }
-        run_logged(Command::new(system_python()).args([
+        run_logged(Command::new(apt::system_python()).args([
             OsStr::new("-m"),
             "venv".as_ref(),
             venv.as_os_str(),
@@ -187,7 +119,7 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .args(PYTHON_PACKAGES),
     )?;
-    if python_imports(&python, PYTHON_MODULES) {
+    if apt::python_imports(&python, PYTHON_MODULES) {
         Ok(bin)
     } else {
         Err(format!(
