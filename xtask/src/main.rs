@@ -143,20 +143,24 @@ fn test() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `cargo run` of the host tool `vmm` (release); the caller adds its arguments.
+fn vmm_tool() -> Command {
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "root-task",
+        "--bin",
+        "vmm",
+        "--",
+    ]);
+    command
+}
+
 fn run(args: &[String]) -> ExitCode {
-    let status = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "root-task",
-            "--bin",
-            "vmm",
-            "--",
-        ])
-        .args(args)
-        .status();
+    let status = vmm_tool().args(args).status();
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().map_or(1, |c| c.clamp(1, 255) as u8)),

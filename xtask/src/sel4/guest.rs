@@ -308,31 +308,14 @@ fn elf32_layout(bytes: &[u8]) -> Result<Elf32Layout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sel4::test_support::Scratch;
 
     /// The vector the guest expects the UART's interrupt on (line 4 + base 0x20).
     const UART_VECTOR: u8 = 0x24;
 
-    /// A scratch directory under the system temp dir, removed when dropped.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("xtask-guest-{}-{tag}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn guest_builds_small_at_its_load_address_with_the_greeting() {
-        let scratch = Scratch::new("build");
+        let scratch = Scratch::new("guest-build");
         let guest = build_guest(&super::super::workspace_root(), &scratch.0).unwrap();
         assert_eq!(guest.load_address, LOAD_ADDRESS);
         assert_eq!(guest.entry, LOAD_ADDRESS);
@@ -358,7 +341,7 @@ mod tests {
     /// come in the order the module documentation gives.
     #[test]
     fn exiting_instructions_in_documented_order() {
-        let scratch = Scratch::new("order");
+        let scratch = Scratch::new("guest-order");
         build_guest(&super::super::workspace_root(), &scratch.0).unwrap();
         let output = Command::new("objdump")
             .args(["-d", "-M", "intel", "--no-show-raw-insn"])
@@ -419,7 +402,7 @@ mod tests {
     /// loader and its interrupt handler all work on a CPU other than the VMM's view of it.
     #[test]
     fn guest_runs_to_status_zero_on_a_bare_pc() {
-        let scratch = Scratch::new("bare");
+        let scratch = Scratch::new("guest-bare");
         let root = super::super::workspace_root();
         let guest = build_guest(&root, &scratch.0).unwrap();
         let run = run_on_bare_pc(&root, &guest, &scratch.0).unwrap();

@@ -877,24 +877,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A scratch directory under the system temp dir, removed when dropped.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("xtask-sel4-kernel-{}-{tag}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::sel4::test_support::Scratch;
 
     fn defines(config: &KernelConfig) -> Vec<(String, String)> {
         config
@@ -1075,7 +1058,7 @@ mod tests {
 
     #[test]
     fn fixes_change_exactly_their_patterns() {
-        let scratch = Scratch::new("fixes-ok");
+        let scratch = Scratch::new("sel4-kernel-fixes-ok");
         fake_tree(&scratch.0, TREE_FIXES);
         // What each file should become: the original with every fix of that file applied.
         let mut expected: Vec<(PathBuf, Option<String>)> = Vec::new();
@@ -1116,7 +1099,7 @@ mod tests {
 
     #[test]
     fn missing_pattern_is_an_error() {
-        let scratch = Scratch::new("fixes-missing");
+        let scratch = Scratch::new("sel4-kernel-fixes-missing");
         fake_tree(&scratch.0, &[FIX_LAUNCHED_ONLY_AFTER_ENTRY]);
         let error = apply_fixes(&scratch.0, &[FIX_INVEPT_EPT_POINTER]).unwrap_err();
         assert!(
@@ -1133,7 +1116,7 @@ mod tests {
 
     #[test]
     fn ambiguous_pattern_is_an_error() {
-        let scratch = Scratch::new("fixes-twice");
+        let scratch = Scratch::new("sel4-kernel-fixes-twice");
         fake_tree(&scratch.0, &[FIX_CIRCULAR_INCLUDES, FIX_CIRCULAR_INCLUDES]);
         let path = scratch.0.join(FIX_CIRCULAR_INCLUDES.file);
         let before = std::fs::read_to_string(&path).unwrap();
@@ -1145,7 +1128,7 @@ mod tests {
     #[test]
     fn copy_dir_keeps_structure_permissions_and_links() {
         use std::os::unix::fs::PermissionsExt;
-        let scratch = Scratch::new("copy");
+        let scratch = Scratch::new("sel4-kernel-copy");
         let from = scratch.0.join("from");
         std::fs::create_dir_all(from.join("tools/sub")).unwrap();
         std::fs::write(from.join("Makefile"), "all:\n").unwrap();
@@ -1174,7 +1157,7 @@ mod tests {
 
     #[test]
     fn elf_check() {
-        let scratch = Scratch::new("elf");
+        let scratch = Scratch::new("sel4-kernel-elf");
         let path = scratch.0.join("k");
         let mut header = vec![0u8; 64];
         header[..4].copy_from_slice(b"\x7fELF");
@@ -1190,7 +1173,7 @@ mod tests {
 
     #[test]
     fn stale_builds_are_removed_and_others_kept() {
-        let scratch = Scratch::new("stale");
+        let scratch = Scratch::new("sel4-kernel-stale");
         let keep = [
             "vtx-0123456789abcdef",
             "no-vtx-fedcba9876543210",

@@ -7,6 +7,9 @@ pub mod guest;
 pub mod kernel;
 pub mod system;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 use std::path::{Path, PathBuf};
 
 /// The workspace root (xtask's parent directory): `target/sel4/` lives under it.

@@ -67,10 +67,6 @@ pub struct Images {
     pub root_task: PathBuf,
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
 fn run(what: &str, command: &mut Command) -> Result<(), String> {
     let status = command
         .status()
@@ -119,7 +115,7 @@ pub fn host_tests(root: &Path, kernel: &KernelBuild, config_name: &str) -> Resul
             &["test", "--quiet", "--lib"][..],
         ),
     ] {
-        let mut command = cargo();
+        let mut command = crate::cargo();
         let (subcommand, rest) = extra.split_first().unwrap_or((&"test", &[]));
         command
             .arg(subcommand)
@@ -149,17 +145,7 @@ pub fn build_images(
     let guest = out.join("guest.postcard");
     run(
         "guest image",
-        cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "root-task",
-                "--bin",
-                "vmm",
-                "--",
-            ])
+        crate::vmm_tool()
             .args(["run", "--export-guest"])
             .arg(&guest)
             .stdout(Stdio::null()),
@@ -173,7 +159,7 @@ pub fn build_images(
     let rustflags = ["-Crelocation-model=static", "-Cno-redzone=yes"].join("\u{1f}");
     // `args` go to cargo; `tool_args` after a `--` (to clippy).
     let image_build = |what: &str, args: &[&str], tool_args: &[&str]| -> Result<(), String> {
-        let mut command = cargo();
+        let mut command = crate::cargo();
         command
             .args(args)
             .arg("--manifest-path")
