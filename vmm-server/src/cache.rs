@@ -182,6 +182,11 @@ impl FieldCache {
         }
     }
 
+    /// Takes the VCPU's entry state as the server finds it (before the first exit).
+    pub fn load_enter_input(&mut self, input: EnterInput) {
+        self.enter = input;
+    }
+
     /// Takes the state to re-enter with after a notification interrupted `VMEnter`.
     pub fn resume_after_notification(&mut self, resume: &EnterInput) {
         self.enter = *resume;

@@ -36,7 +36,9 @@ pub fn standard_policy() -> BadgePolicy<8> {
 }
 
 /// Primary processor-based controls the controller asks for: HLT exiting (bit 7) and
-/// unconditional I/O exiting (bit 24) (SDM Vol. 3C, Section 25.6.2, Table 25-6).
+/// unconditional I/O exiting (bit 24) (SDM Vol. 3C, Section 25.6.2, Table 25-6). Where the
+/// kernel forces "use I/O bitmaps" (bit 25), as seL4 does, the bitmaps decide which port
+/// accesses exit and bit 24 is ignored; seL4's bitmaps start with every port exiting.
 pub const BOOT_PRIMARY_CONTROLS: u64 = (1 << 7) | (1 << 24);
 
 /// One request of the controller's boot sequence.

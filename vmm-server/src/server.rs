@@ -32,7 +32,9 @@ use vmm_protocol::{
 };
 
 use crate::cache::{FieldCache, InvocationCounts};
-use crate::kernel::{ENTRY_FAILED, EnterOutcome, FaultMessage, KernelError, VcpuKernel, VcpuRegisters};
+use crate::kernel::{
+    ENTRY_FAILED, EnterInput, EnterOutcome, FaultMessage, KernelError, VcpuKernel, VcpuRegisters,
+};
 use crate::memory::GuestMemory;
 use crate::policy::{BadgePolicy, RequestRights, Rights};
 
@@ -290,7 +292,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         for class in ExitClass::ALL {
             groups[class.index()] = default_groups(class);
         }
-        Self {
+        let mut server = Self {
             kernel,
             memory,
             cache: FieldCache::new(),
@@ -311,7 +313,30 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             by_reason_other: 0,
             invocations_by_class: [InvocationCounts::default(); ExitClass::COUNT],
             invocations_outside_exits: InvocationCounts::default(),
-        }
+        };
+        server.load_enter_input();
+        server
+    }
+
+    /// Takes what the next `VMEnter` passes (guest RIP, primary controls, entry interruption
+    /// information) from the VCPU as it was set up before the server got it: `VMEnter` writes
+    /// these three fields itself, so a cache that started from zeros would undo the setup.
+    /// A field the kernel does not let user level read stays 0.
+    fn load_enter_input(&mut self) {
+        let mut read = |field: u32| {
+            let value = self.kernel.read_vmcs(field);
+            self.invocations_outside_exits.read_vmcs += 1;
+            self.stats.kernel_invocations += 1;
+            value.unwrap_or(0)
+        };
+        let rip = read(VmcsGuestNW::Rip.encoding().raw());
+        let primary_controls = read(VmcsControl32::PrimaryProcBasedControls.encoding().raw()) as u32;
+        let entry_interruption_info = read(VmcsControl32::EntryInterruptionInfo.encoding().raw()) as u32;
+        self.cache.load_enter_input(EnterInput {
+            rip,
+            primary_controls,
+            entry_interruption_info,
+        });
     }
 
     /// The kernel interface (e.g. the model VCPU, to inspect it after a run).

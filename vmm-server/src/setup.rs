@@ -50,10 +50,63 @@ const PROBED_CONTROLS: [(VmcsControl32, Msr, Option<Msr>); 5] = [
     ),
 ];
 
+/// Controls that need a companion VMCS field (an address, a vector, an index) before VM entry
+/// can succeed or the control can mean anything (SDM Vol. 3C, Section 27.2.1.1 and Section
+/// 25.6): (control field, bit, companion fields). A VMM that cannot write the companion, and
+/// whose kernel does not force the control on (and so manage the companion itself, as seL4
+/// does for the I/O and MSR bitmaps, EPT and VPID), cannot use the control.
+const NEEDS_COMPANION: &[(VmcsControl32, u32, &[u32])] = &[
+    // Process posted interrupts: notification vector, descriptor address.
+    (VmcsControl32::PinBasedControls, 7, &[0x0002, 0x2016]),
+    // Use TPR shadow: virtual-APIC address, TPR threshold.
+    (VmcsControl32::PrimaryProcBasedControls, 21, &[0x2012, 0x401C]),
+    // Activate tertiary controls.
+    (VmcsControl32::PrimaryProcBasedControls, 17, &[0x2034]),
+    // Use I/O bitmaps, use MSR bitmaps: their addresses.
+    (VmcsControl32::PrimaryProcBasedControls, 25, &[0x2000, 0x2002]),
+    (VmcsControl32::PrimaryProcBasedControls, 28, &[0x2004]),
+    // Virtualize APIC accesses: APIC-access address.
+    (VmcsControl32::SecondaryProcBasedControls, 0, &[0x2014]),
+    // Enable EPT: EPT pointer. Enable VPID: VPID.
+    (VmcsControl32::SecondaryProcBasedControls, 1, &[0x201A]),
+    (VmcsControl32::SecondaryProcBasedControls, 5, &[0x0000]),
+    // APIC-register virtualization, virtual-interrupt delivery: the virtual APIC (TPR
+    // shadow's page), EOI-exit bitmaps, guest interrupt status.
+    (VmcsControl32::SecondaryProcBasedControls, 8, &[0x2012]),
+    (
+        VmcsControl32::SecondaryProcBasedControls,
+        9,
+        &[0x2012, 0x201C, 0x0810],
+    ),
+    // Enable VM functions: VM-function controls.
+    (VmcsControl32::SecondaryProcBasedControls, 13, &[0x2018]),
+    // VMCS shadowing: VMREAD and VMWRITE bitmap addresses.
+    (VmcsControl32::SecondaryProcBasedControls, 14, &[0x2026, 0x2028]),
+    // Enable PML: PML address and index.
+    (VmcsControl32::SecondaryProcBasedControls, 17, &[0x200E, 0x0812]),
+    // EPT-violation #VE: virtualization-exception information address.
+    (VmcsControl32::SecondaryProcBasedControls, 18, &[0x202A]),
+];
+
+/// The bits of `field`'s allowed settings a VMM cannot use on this kernel: those of
+/// [`NEEDS_COMPANION`] that the kernel neither forces (`always`) nor lets it complete.
+fn unusable_bits<K: VcpuKernel + ?Sized>(kernel: &K, field: VmcsControl32, always: u64) -> u64 {
+    NEEDS_COMPANION
+        .iter()
+        .filter(|(control, bit, companions)| {
+            *control == field
+                && always & (1 << bit) == 0
+                && !companions.iter().all(|&companion| kernel.writable(companion))
+        })
+        .fold(0, |bits, (_, bit, _)| bits | 1 << bit)
+}
+
 /// The VMX capabilities the kernel enforces, probed with `WriteVMCS` (see the module
 /// documentation). Controls the kernel does not let user level write (seL4 5.0: the entry
 /// controls) are left out of the result; so are the capabilities nothing can reveal (EPT/VPID,
-/// VMFUNC, MISC). Guest CR0 and CR4 are probed too: the written values give the fixed bits.
+/// VMFUNC, MISC). Controls that need a companion field the VMM cannot write are not offered
+/// ([`NEEDS_COMPANION`]): setting them would make every VM entry fail. Guest CR0 and CR4 are
+/// probed too: the written values give the fixed bits.
 ///
 /// The probe leaves the probed fields with all bits the kernel allows set: set them afterwards.
 ///
@@ -63,12 +116,16 @@ pub fn probe_capabilities<K: VcpuKernel + ?Sized>(kernel: &mut K) -> Result<VmxC
     let mut caps = VmxCapabilities::new().with(Msr::Basic, BASIC_TRUE_CONTROLS);
     for (field, true_msr, plain_msr) in PROBED_CONTROLS {
         let encoding = field.encoding().raw();
+        if !kernel.writable(encoding) {
+            continue;
+        }
         let always = match kernel.write_vmcs(encoding, 0) {
             Ok(written) => written & 0xFFFF_FFFF,
             Err(KernelError::IllegalOperation) => continue,
             Err(e) => return Err(e),
         };
         let allowed = kernel.write_vmcs(encoding, 0xFFFF_FFFF)? & 0xFFFF_FFFF;
+        let allowed = allowed & !unusable_bits(kernel, field, always);
         let value = (allowed << 32) | always;
         caps.set(true_msr, value);
         if let Some(msr) = plain_msr {
@@ -236,6 +293,9 @@ impl FlatProtectedMode {
         VmcsGuest32::SysenterCs.write(vmcs, 0)?;
         VmcsGuest32::InterruptibilityState.write(vmcs, 0)?;
         VmcsGuest32::ActivityState.write(vmcs, 0)?;
+        // Loaded at VM entry only with the matching entry controls (SDM Vol. 3C, Section
+        // 27.3.2.1); seL4 5.0 sets just the entry controls that must be 1, so there they stay
+        // the host's values. Written anyway: kernels that load them get a defined state.
         VmcsGuest64::Debugctl.write(vmcs, 0)?;
         VmcsGuest64::Efer.write(vmcs, 0)?;
         // The power-on default (SDM Vol. 3A, Section 13.12.4).
@@ -278,6 +338,22 @@ mod tests {
         let pin = caps.get(Msr::TruePinbasedCtls).unwrap();
         assert_eq!(pin & 0xFFFF_FFFF, 0x3F);
         assert_eq!(caps.get(Msr::EntryCtls), None, "5.0 refuses entry-control writes");
+        // Companions 5.0 does not let user level write: TPR shadow (virtual-APIC address),
+        // posted interrupts, APIC virtualization, VMCS shadowing, PML are not offered; the
+        // bitmaps, EPT and VPID stay (the kernel forces and manages them).
+        let primary = caps.get(Msr::TrueProcbasedCtls).unwrap() >> 32;
+        assert_eq!(primary & (1 << 21), 0, "TPR shadow");
+        assert_ne!(primary & (1 << 25), 0, "I/O bitmaps");
+        assert_eq!(
+            caps.get(Msr::TruePinbasedCtls).unwrap() >> 32 & (1 << 7),
+            0,
+            "posted interrupts"
+        );
+        let secondary = caps.get(Msr::ProcbasedCtls2).unwrap() >> 32;
+        for bit in [0, 8, 9, 14, 17] {
+            assert_eq!(secondary & (1 << bit), 0, "secondary bit {bit}");
+        }
+        assert_ne!(secondary & 0b10_0010, 0, "EPT and VPID");
         assert_eq!(caps.get(Msr::TrueEntryCtls), None);
         // What set_control computes from the probed set is what the kernel then writes.
         let primary = set_control(&caps, ControlKind::Primary, None, 1 << 7, 0).unwrap();
@@ -348,5 +424,39 @@ mod tests {
         };
         assert_eq!(fault.exit_reason, 12, "HLT, not a failed entry");
         assert_eq!(model.differences().len(), 0, "{:?}", model.differences());
+    }
+
+    #[test]
+    fn a_server_keeps_the_entry_state_the_vcpu_was_set_up_with() {
+        use crate::composition::{badge, standard_policy};
+        use crate::memory::NoGuestMemory;
+        use crate::server::{ServerConfig, VmmServer};
+        use vmm_protocol::{Request, Response};
+
+        let steps = hlt_step();
+        let mut model = ModelVcpu::new(
+            KernelRules::Sel4V5,
+            bochs_corei7_skylake_x(),
+            StartState::default(),
+            &steps,
+        );
+        VmcsGuestNW::Rip
+            .write(&mut KernelAccess(&mut model), 0x2000)
+            .unwrap();
+        let primary = VmcsControl32::PrimaryProcBasedControls.encoding().raw();
+        let written = model.write_vmcs(primary, 0x80).unwrap();
+        let config = ServerConfig {
+            vcpu: 0,
+            caps: bochs_corei7_skylake_x(),
+            exit_handler: badge::DEVICE_MODEL,
+            start_running: false,
+        };
+        let mut server: VmmServer<_, _> = VmmServer::new(model, NoGuestMemory, standard_policy(), config);
+        let rip = VmcsGuestNW::Rip.encoding().raw();
+        let read = Request::ReadFields([rip, primary].into_iter().collect());
+        let Response::Values(values) = server.handle(badge::MONITOR, &read) else {
+            panic!("not values")
+        };
+        assert_eq!(values.as_slice(), [0x2000, written]);
     }
 }

@@ -25,6 +25,8 @@ pub enum ElfError {
     Truncated,
     /// A segment's file part is larger than its memory part, or its end overflows.
     BadSegment,
+    /// Two segments share a page, or are not in address order.
+    SharedPage,
 }
 
 /// A parsed image.
@@ -87,9 +89,16 @@ impl<'a> Elf<'a> {
         if elf.phentsize < 56 {
             return Err(ElfError::NotAnExecutable);
         }
-        // Every segment must parse, so that loading cannot fail half-way for a header.
+        // Every segment must parse, so that loading cannot fail half-way for a header; and no
+        // two may share a page (the loader gives each page one frame and one set of rights).
+        let mut previous_end: Option<u64> = None;
         for segment in elf.segments() {
-            segment?;
+            let segment = segment?;
+            let first_page = segment.vaddr & !0xFFF;
+            if previous_end.is_some_and(|end| first_page < end) {
+                return Err(ElfError::SharedPage);
+            }
+            previous_end = Some((segment.vaddr + segment.mem_size).next_multiple_of(0x1000));
         }
         Ok(elf)
     }
@@ -97,7 +106,9 @@ impl<'a> Elf<'a> {
     /// The `PT_LOAD` segments, in header order.
     pub fn segments(&self) -> impl Iterator<Item = Result<Segment, ElfError>> + '_ {
         (0..self.phnum).filter_map(move |i| {
-            let at = self.phoff + u64::from(i) * u64::from(self.phentsize);
+            let Some(at) = self.phoff.checked_add(u64::from(i) * u64::from(self.phentsize)) else {
+                return Some(Err(ElfError::Truncated));
+            };
             let parse = || -> Result<Option<Segment>, ElfError> {
                 if u32_at(self.bytes, at)? != PT_LOAD {
                     return Ok(None);
@@ -215,6 +226,22 @@ mod tests {
         assert_eq!((at, second.len(), second[0]), (0, 0x80, 0xEE));
         // Past the file part: zero-filled memory only.
         assert_eq!(page_contents(&elf, &segment, 0x40_2000, 0x1000), None);
+    }
+
+    #[test]
+    fn segments_sharing_a_page_are_refused() {
+        let mut bytes = image(0x100, 0x100, 0x100);
+        // Make the second program header a PT_LOAD in the same page as the first.
+        let ph = 64 + 56;
+        bytes[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+        bytes[ph + 8..ph + 16].copy_from_slice(&0x100u64.to_le_bytes());
+        bytes[ph + 16..ph + 24].copy_from_slice(&0x40_0F80u64.to_le_bytes());
+        bytes[ph + 32..ph + 40].copy_from_slice(&0x10u64.to_le_bytes());
+        bytes[ph + 40..ph + 48].copy_from_slice(&0x10u64.to_le_bytes());
+        assert_eq!(Elf::parse(&bytes).unwrap_err(), ElfError::SharedPage);
+        // The next page is fine.
+        bytes[ph + 16..ph + 24].copy_from_slice(&0x40_1000u64.to_le_bytes());
+        assert_eq!(Elf::parse(&bytes).unwrap().segments().count(), 2);
     }
 
     #[test]

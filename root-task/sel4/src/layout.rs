@@ -4,7 +4,7 @@
 //! | component | holds (slot: capability) |
 //! |---|---|
 //! | VMM server | 1 fault endpoint (root, badged), 2 report endpoint (root, badged), 3 its own request endpoint (receive), 5 the device model's endpoint (send, badge [`dm_badge::EXIT_RECORDS`]), 9 its VCPU (VT-x); a notification bound to its thread; guest RAM mapped at [`GUEST_RAM`] (VT-x) |
-//! | device model | 1, 2 as above, 3 its own endpoint (receive), 4 the VMM server's endpoint (send, badge [`vmm_server::composition::badge::DEVICE_MODEL`]), 6 the UART's I/O ports 0x3F8–0x3FF, 7 the VMM server's notification (send only); slot 8 is never filled |
+//! | device model | 1, 2 as above, 3 its own endpoint (receive), 4 the VMM server's endpoint (send, badge [`vmm_server::composition::badge::DEVICE_MODEL`]), 6 and 10 the UART's transmit and line-status ports (0x3F8, 0x3FD; one each), 7 the VMM server's notification (send only); slot 8 is never filled |
 //! | monitor | 1, 2 as above, 4 the VMM server's endpoint (send, badge [`vmm_server::composition::badge::MONITOR`]) |
 //!
 //! No component holds a CNode, TCB, VSpace or untyped capability, not even its own.
@@ -28,9 +28,9 @@ pub mod slot {
     pub const VMM: u64 = 4;
     /// The device model's endpoint, badged [`super::dm_badge::EXIT_RECORDS`] (VMM server only).
     pub const DEVICE_MODEL: u64 = 5;
-    /// The UART's I/O ports, [`super::UART_FIRST_PORT`]..=[`super::UART_LAST_PORT`]
-    /// (device model only): the guest's serial output reaches the real serial line.
-    pub const UART_PORTS: u64 = 6;
+    /// The UART's transmit register, I/O port [`super::UART_DATA_PORT`] alone (device model
+    /// only): the guest's serial output reaches the real serial line.
+    pub const UART_DATA: u64 = 6;
     /// The VMM server's bound notification, send only, badged [`super::VMM_READY_BADGE`]
     /// (device model only).
     pub const VMM_NOTIFICATION: u64 = 7;
@@ -38,6 +38,10 @@ pub mod slot {
     pub const NEVER_GRANTED: u64 = 8;
     /// The VCPU bound to the VMM server's thread (VMM server only; kernels with VT-x).
     pub const VCPU: u64 = 9;
+    /// The UART's line status register, I/O port [`super::UART_STATUS_PORT`] alone (device
+    /// model only). The UART is the kernel's console too: the device model may send bytes and
+    /// wait for the transmitter, not reprogram the line.
+    pub const UART_STATUS: u64 = 10;
 }
 
 /// The components, in the order the root task starts them.
@@ -102,10 +106,10 @@ pub mod dm_badge {
 /// a badge has in seL4 5.0 (`seL4_CapData` Badge block, `types_64.bf`).
 pub const VMM_READY_BADGE: u64 = 1 << 27;
 
-/// First I/O port of the UART (COM1) the device model drives.
-pub const UART_FIRST_PORT: u16 = 0x3F8;
-/// Last I/O port of the UART.
-pub const UART_LAST_PORT: u16 = 0x3FF;
+/// The UART's (COM1) transmit holding register.
+pub const UART_DATA_PORT: u16 = 0x3F8;
+/// The UART's line status register.
+pub const UART_STATUS_PORT: u16 = 0x3FD;
 /// QEMU's `isa-debug-exit` port: the root task ends the run through it.
 pub const QEMU_EXIT_PORT: u16 = 0xF4;
 

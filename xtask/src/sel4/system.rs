@@ -286,13 +286,15 @@ pub fn boot_qemu(kernel32: &Path, root_task: &Path, timeout: Duration) -> Result
     })
 }
 
-/// The root task's verdict line, if it is there: `Some(true)` for PASS.
+/// The root task's verdict line, if it is there: `Some(true)` for PASS. A panic of any image or
+/// a component's fault is a verdict too (FAIL): no PASS can follow.
 fn verdict(serial: &str) -> Option<bool> {
     serial
         .lines()
         .find_map(|line| match line.split_once(MARKER)?.1.trim() {
             "PASS" => Some(true),
             "FAIL" => Some(false),
+            rest if rest.starts_with("FAIL fault in ") || rest.contains(" panicked: ") => Some(false),
             _ => None,
         })
 }
@@ -455,6 +457,17 @@ mod tests {
             assert_ne!(serial, passing_serial(), "{from}");
             assert!(check(&boot(serial), &MODEL_GUEST).is_err(), "{from} -> {to}");
         }
+        for line in [
+            "vmm-server: SEL4-SYSTEM: FAIL vmm-server panicked: panicked at src/bin/vmm-server.rs:1:1",
+            "root-task: SEL4-SYSTEM: FAIL fault in monitor: label 5",
+        ] {
+            assert_eq!(verdict(line), Some(false), "{line}");
+        }
+        assert_eq!(
+            verdict("root-task: SEL4-SYSTEM: FAIL guest exit-status 3"),
+            None,
+            "a check, not the verdict"
+        );
         let mut wrong_exit = boot(passing_serial());
         wrong_exit.exit_code = Some(3);
         assert!(check(&wrong_exit, &MODEL_GUEST).is_err());

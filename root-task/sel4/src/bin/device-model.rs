@@ -11,7 +11,7 @@ use device_model::server::DeviceModelConfig;
 use device_model::uart::SerialOut;
 use sel4::{Endpoint, IoPort, Notification, Tcb};
 use sel4_system::ipc;
-use sel4_system::layout::{UART_FIRST_PORT, dm_badge, slot};
+use sel4_system::layout::{UART_DATA_PORT, UART_STATUS_PORT, dm_badge, slot};
 use sel4_system::report::{self, DeviceModelStatistics, Report};
 use sel4_system::{main, println};
 use vmm_protocol::{ExitRecord, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Request, Response};
@@ -21,24 +21,26 @@ main!("device-model", serve);
 /// UART bytes that reached the serial line.
 static UART_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// The real COM1, driven through the I/O-port capability.
-struct SerialLine(IoPort);
+/// The real COM1, driven through two single-port capabilities.
+struct SerialLine {
+    data: IoPort,
+    status: IoPort,
+}
 
-/// Line status register offset and its "transmitter holding register empty" bit.
-const LSR: u16 = 5;
+/// The line status register's "transmitter holding register empty" bit.
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
 impl SerialOut for SerialLine {
     fn put(&mut self, byte: u8) {
         // Wait until the transmitter takes a byte (a bounded wait: the line may be absent).
         for _ in 0..10_000 {
-            match self.0.in8(UART_FIRST_PORT + LSR) {
+            match self.status.in8(UART_STATUS_PORT) {
                 Ok(lsr) if lsr & LSR_THR_EMPTY != 0 => break,
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        if self.0.out8(UART_FIRST_PORT, byte).is_ok() {
+        if self.data.out8(UART_DATA_PORT, byte).is_ok() {
             UART_BYTES.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -52,7 +54,11 @@ fn serve(_argument: u64) -> ! {
     Notification::from_bits(slot::VMM_NOTIFICATION).signal();
 
     let wiring = Wiring::default();
-    let mut devices = StandardDevices::new(&wiring, SerialLine(IoPort::from_bits(slot::UART_PORTS)));
+    let line = SerialLine {
+        data: IoPort::from_bits(slot::UART_DATA),
+        status: IoPort::from_bits(slot::UART_STATUS),
+    };
+    let mut devices = StandardDevices::new(&wiring, line);
     let mut dm = match devices.device_model(&wiring, DeviceModelConfig::default()) {
         Ok(dm) => dm,
         Err(e) => panic!("the standard platform does not fit its buses: {e:?}"),
