@@ -105,7 +105,8 @@ fn unusable_bits<K: VcpuKernel + ?Sized>(kernel: &K, field: VmcsControl32, alway
 /// documentation). Controls the kernel does not let user level write (seL4 5.0: the entry
 /// controls) are left out of the result; so are the capabilities nothing can reveal (EPT/VPID,
 /// VMFUNC, MISC). Controls that need a companion field the VMM cannot write are not offered
-/// ([`NEEDS_COMPANION`]): setting them would make every VM entry fail. Guest CR0 and CR4 are
+/// (posted interrupts, TPR shadow, APIC virtualization, VMCS shadowing, PML, #VE on seL4 5.0):
+/// setting them would make every VM entry fail. Guest CR0 and CR4 are
 /// probed too: the written values give the fixed bits.
 ///
 /// The probe leaves the probed fields with all bits the kernel allows set: set them afterwards.
