@@ -123,11 +123,11 @@ pub struct GuestImage<Memory, Steps> {
     pub steps: Steps,
 }
 
-/// Most steps a [`FixedGuestImage`] holds.
+/// Most steps a `FixedGuestImage` holds.
 pub const GUEST_IMAGE_MAX_STEPS: usize = 128;
-/// Most memory chunks a [`FixedGuestImage`] holds.
+/// Most memory chunks a `FixedGuestImage` holds.
 pub const GUEST_IMAGE_MAX_CHUNKS: usize = 8;
-/// Most bytes in one memory chunk of a [`FixedGuestImage`].
+/// Most bytes in one memory chunk of a `FixedGuestImage`.
 pub const GUEST_IMAGE_MAX_CHUNK: usize = 512;
 
 /// A [`GuestImage`] in fixed-capacity containers, as a freestanding VMM server holds it.
