@@ -4,12 +4,13 @@
 //! |---|---|---|---|
 //! | `inproc` | this thread | this thread | bytes, by function call |
 //! | `threads` | this thread | another thread | bytes over channels |
-//! | `processes` | a child process | another child process | one `SOCK_SEQPACKET` packet each |
+//! | `processes` | a child process | another child process | a shared-memory mailbox (wake-ups and liveness over `SOCK_SEQPACKET`) |
 //!
 //! Every transport carries the postcard bytes of every message, so the statistics (messages
 //! and bytes per boundary, exits, kernel invocations) are the same whichever is used.
 
 pub mod inproc;
+pub mod mailbox;
 pub mod process;
 pub mod threads;
 

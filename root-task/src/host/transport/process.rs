@@ -2,15 +2,18 @@
 //!
 //! The composer (this process) plays the root task: it creates the channels (Unix-domain
 //! `SOCK_SEQPACKET` socket pairs for the exit and control links: one message per packet,
-//! ordered, reliable; a stream for the console), starts each component with exactly the
-//! descriptors it needs, and supervises them. Components poll briefly for their next message
-//! before they block (up to 500 µs: waking a blocked reader costs tens of microseconds on a
-//! virtual machine with idle cores).
+//! ordered, reliable; a stream for the console; a shared-memory mailbox for the exit link's
+//! messages), starts each component with exactly the descriptors it needs, and supervises them.
 //!
-//! | process | fd 3 | fd 4 |
-//! |---|---|---|
-//! | VMM server (`vmm __vmm-server`) | exit link to the device model | control link to the composer |
-//! | device model (`vmm __device-model`) | exit link to the VMM server | console to the composer |
+//! The exit link is two parts: records and replies go through the [`mailbox`](super::mailbox)
+//! (no system call while both components are busy: each spins up to 500 µs for the next message
+//! before it blocks), and the socket carries the wake-ups of a blocked component and tells each
+//! side when the other is gone.
+//!
+//! | process | fd 3 ([`EXIT_FD`]) | fd 4 ([`SECOND_FD`]) | fd 5 ([`MAILBOX_FD`]) |
+//! |---|---|---|---|
+//! | VMM server (`vmm __vmm-server`) | exit link to the device model | control link to the composer | exit mailbox |
+//! | device model (`vmm __device-model`) | exit link to the VMM server | console to the composer | exit mailbox |
 //!
 //! Every other descriptor is close-on-exec; standard input is `/dev/null`. The device model
 //! holds no VCPU and no control link; the VMM server holds no console.
@@ -24,11 +27,15 @@
 //! device model one frame on the console first: the state to start from (empty: reset).
 //!
 //! When the device model dies, the VMM server keeps the exit it was handling pending, tells
-//! the composer, and waits; the composer starts a new device model and passes the server its
-//! end of a new exit link (`SCM_RIGHTS`: a capability handed over); the server sends the
-//! pending record again. The new device model starts from the devices' state as it was before
-//! that record (devices are deterministic), and UART output stays exactly-once (see
-//! [`crate::host::console`]).
+//! the composer, and waits; the composer makes sure the old device model is gone (so that it
+//! can no longer write the mailbox), starts a new device model with the same mailbox and passes
+//! the server its end of a new exit socket (`SCM_RIGHTS`: a capability handed over); the server
+//! sends the pending record again. The new device model starts from the devices' state as it
+//! was before that record (devices are deterministic), and UART output stays exactly-once (see
+//! [`crate::host::console`]). The new device model may find the pending record still in the
+//! mailbox and answer it before the server sends it again: its reply cache answers the second
+//! copy (same record `seq`) without touching a device, and the server takes only the reply to
+//! its newest mailbox message.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -45,6 +52,7 @@ use serde::{Deserialize, Serialize};
 use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};
 use vmm_server::server::{ExitLink, LinkError, RunError, RunOutcome, RunState};
 
+use super::mailbox::{Endpoint, MailboxError, Region, Side};
 use super::{Counted, RunOptions, finish_report};
 use crate::host::HostError;
 use crate::host::badge::CONTROLLER;
@@ -84,33 +92,15 @@ pub const DEVICE_MODEL_ROLE: &str = "__device-model";
 pub const EXIT_FD: RawFd = 3;
 /// The descriptor of the second link (control for the server, console for the device model).
 pub const SECOND_FD: RawFd = 4;
+/// The descriptor of the exit link's shared-memory mailbox (both components; see
+/// [`Region`]).
+pub const MAILBOX_FD: RawFd = 5;
 
 /// Largest part of the script in one packet (packets are bounded by the socket buffer).
 pub const SCRIPT_PART: usize = 32 * 1024;
 
 /// How long the composer lets console output gather when nothing else is happening.
 const CONSOLE_BATCH: Duration = Duration::from_micros(500);
-
-/// How long a component polls for its next message before it blocks. A blocked reader is
-/// woken through the scheduler, which on a virtual machine with idle cores costs tens of
-/// microseconds (the core must be woken first); an exit round trip takes a few. Polling
-/// briefly keeps both components on their cores while the guest is busy.
-const POLL_BEFORE_BLOCKING: Duration = Duration::from_micros(500);
-
-/// Reads one message, polling for [`POLL_BEFORE_BLOCKING`] before a blocking read.
-fn read_polling(socket: &mut UnixStream, buf: &mut [u8]) -> io::Result<usize> {
-    let started = std::time::Instant::now();
-    loop {
-        match nix::sys::socket::recv(socket.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => return Ok(n),
-            Err(nix::errno::Errno::EAGAIN) if started.elapsed() < POLL_BEFORE_BLOCKING => {
-                std::hint::spin_loop()
-            }
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return socket.read(buf),
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
 
 /// How long the server waits for a reply before it considers the device model gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,9 +214,16 @@ fn spawn(exe: &std::path::Path, role: &str, fds: &[&OwnedFd]) -> io::Result<Chil
 ///
 /// # Safety
 /// Call once per descriptor, in a process started by [`spawn`], which placed it there.
-unsafe fn inherited(fd: RawFd) -> UnixStream {
+unsafe fn inherited(fd: RawFd) -> OwnedFd {
     // SAFETY: by the caller's contract the descriptor is open and owned by nobody else.
-    UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// This side's end of the mailbox the composer placed at [`MAILBOX_FD`].
+fn inherited_mailbox(fd: OwnedFd, side: Side) -> Result<Endpoint, HostError> {
+    let region = Region::map(fd.as_fd()).map_err(|e| HostError::Component(format!("mailbox: {e}")))?;
+    // The mapping stays when the descriptor closes.
+    Ok(Endpoint::new(region, side))
 }
 
 fn send_packet(socket: &mut UnixStream, tag: u8, body: &[u8]) -> io::Result<()> {
@@ -305,8 +302,9 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         Some(path) => path.clone(),
         None => std::env::current_exe()?,
     };
-    let mut server = spawn(&exe, SERVER_ROLE, &[&server_exit, &server_control])?;
-    let mut device_model = spawn(&exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+    let mailbox = Region::create()?;
+    let mut server = spawn(&exe, SERVER_ROLE, &[&server_exit, &server_control, &mailbox])?;
+    let mut device_model = spawn(&exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console, &mailbox])?;
     drop((server_exit, server_control, dm_exit, dm_console));
     let mut control = UnixStream::from(composer_control);
     let mut first_console = UnixStream::from(composer_console);
@@ -317,7 +315,17 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         socket: first_console,
         pending: Vec::new(),
     }];
-    let result = supervise(options, &exe, &mut control, &mut consoles, &mut device_model);
+    let components = Components {
+        exe: &exe,
+        mailbox: &mailbox,
+    };
+    let result = supervise(
+        options,
+        &components,
+        &mut control,
+        &mut consoles,
+        &mut device_model,
+    );
     // Closing the control link ends the server; the exit link's end ends the device model.
     drop(control);
     let _ = device_model.kill();
@@ -326,9 +334,17 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
     result
 }
 
+/// What the composer starts a device model from.
+struct Components<'a> {
+    /// The executable.
+    exe: &'a std::path::Path,
+    /// The exit link's mailbox, the same for every device model.
+    mailbox: &'a OwnedFd,
+}
+
 fn supervise(
     options: &RunOptions,
-    exe: &std::path::Path,
+    components: &Components<'_>,
     control: &mut UnixStream,
     consoles: &mut Vec<ConsoleStream>,
     device_model: &mut Child,
@@ -417,12 +433,19 @@ fn supervise(
             Event::DeviceModelGone { pending } => {
                 restarts += 1;
                 log::warn!("device model gone (exit {pending:?} pending); starting a new one");
+                // One that only stopped answering is still alive: it must be gone before the
+                // next one shares the mailbox with it.
+                let _ = device_model.kill();
                 let _ = device_model.wait();
                 let (server_exit, dm_exit) = packet_pair()?;
                 let (dm_console, composer_console) = stream_pair()?;
                 // Output and state of exits the old device model finished are in its console.
                 drain(consoles, &mut buf, &mut console, &mut states);
-                *device_model = spawn(exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console])?;
+                *device_model = spawn(
+                    components.exe,
+                    DEVICE_MODEL_ROLE,
+                    &[&dm_exit, &dm_console, components.mailbox],
+                )?;
                 drop((dm_exit, dm_console));
                 let mut new_console = UnixStream::from(composer_console);
                 write_frame(&mut new_console, states.before(pending))?;
@@ -504,41 +527,60 @@ fn read_console(
 
 // ----- the VMM server process -----
 
-/// The exit link over a socket.
-struct SocketLink {
-    socket: UnixStream,
+/// The server's end of the exit link: the mailbox, for its whole life, and the wake-up socket
+/// of the current device model (`None` while there is none).
+struct MailboxLink {
+    mailbox: Endpoint,
+    wake: Option<UnixStream>,
+    /// The number of the last record published. Kept here, never read back from the shared
+    /// memory, which the device model can write.
+    sent: u64,
 }
 
-impl ExitLink for SocketLink {
+impl MailboxLink {
+    fn connected(&self) -> bool {
+        self.wake.is_some()
+    }
+}
+
+impl ExitLink for MailboxLink {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
-        let gone = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => LinkError::Timeout,
+        let link_error = |e: MailboxError| match e {
+            MailboxError::Timeout => LinkError::Timeout,
             _ => LinkError::Closed,
         };
-        let written = self.socket.write(record).map_err(gone)?;
-        if written != record.len() {
-            return Err(LinkError::Closed);
-        }
-        match read_polling(&mut self.socket, reply).map_err(gone)? {
-            0 => Err(LinkError::Closed),
-            n => Ok(n),
+        let wake = self.wake.as_ref().ok_or(LinkError::Closed)?;
+        // Every record, even one sent again, gets a new number: a reply the device model
+        // published for an earlier one (perhaps a dead device model) never answers it.
+        self.sent += 1;
+        let seq = self.sent;
+        self.mailbox.send(wake, seq, record).map_err(link_error)?;
+        match self
+            .mailbox
+            .receive(wake, |published| published == seq, reply, Some(REPLY_TIMEOUT))
+        {
+            Ok(received) => Ok(received.len),
+            // No reply decodes from nothing: the server rejects it as malformed.
+            Err(e @ MailboxError::BadLength { .. }) => {
+                log::warn!("device model's reply: {e}");
+                Ok(0)
+            }
+            Err(e) => Err(link_error(e)),
         }
     }
 }
 
-fn exit_link(socket: UnixStream) -> io::Result<Counted<SocketLink>> {
-    socket.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    Ok(Counted::new(SocketLink { socket }))
-}
-
-/// The VMM server process: fd 3 the exit link, fd 4 the control link.
+/// The VMM server process: fd 3 the exit link, fd 4 the control link, fd 5 the exit mailbox.
 ///
 /// # Errors
-/// A broken control link or an unusable script.
+/// A broken control link, an unusable mailbox or script.
 pub fn serve_vmm() -> Result<(), HostError> {
-    // SAFETY: the composer started this process with the exit link at fd 3 and the control
-    // link at fd 4 (see `spawn`); each is taken once.
-    let (exit, mut control) = unsafe { (inherited(EXIT_FD), inherited(SECOND_FD)) };
+    // SAFETY: the composer started this process with the exit link at fd 3, the control link
+    // at fd 4 and the mailbox at fd 5 (see `spawn`); each is taken once.
+    let (exit, control, mailbox) =
+        unsafe { (inherited(EXIT_FD), inherited(SECOND_FD), inherited(MAILBOX_FD)) };
+    let mut control = UnixStream::from(control);
+    let mailbox = inherited_mailbox(mailbox, Side::VmmServer)?;
     let mut buf = Vec::new();
     let mut json = Vec::new();
     loop {
@@ -556,7 +598,11 @@ pub fn serve_vmm() -> Result<(), HostError> {
     let script: ScriptFile =
         serde_json::from_slice(&json).map_err(|e| HostError::Component(e.to_string()))?;
     let mut server = build_server(&script)?;
-    let mut link = Some(exit_link(exit)?);
+    let mut link = Counted::new(MailboxLink {
+        mailbox,
+        wake: Some(UnixStream::from(exit)),
+        sent: 0,
+    });
     let mut records = Traffic::default();
     let mut replies = Traffic::default();
     let mut finished = false;
@@ -569,8 +615,10 @@ pub fn serve_vmm() -> Result<(), HostError> {
     loop {
         // While the guest runs, look at the control link without waiting; otherwise wait.
         loop {
-            let running =
-                server.state() == RunState::Running && link.is_some() && !finished && !paused_for_composer;
+            let running = server.state() == RunState::Running
+                && link.inner.connected()
+                && !finished
+                && !paused_for_composer;
             match recv_control(&control, &mut buf, !running) {
                 Ok(None) => return Ok(()), // the composer is done
                 Ok(Some((n, _))) if buf[0] == tag::REQUEST => {
@@ -580,7 +628,7 @@ pub fn serve_vmm() -> Result<(), HostError> {
                 }
                 Ok(Some((_, Some(fd)))) if buf[0] == tag::NEW_DEVICE_MODEL => {
                     log::info!("new device model: sending the pending record again");
-                    link = Some(exit_link(UnixStream::from(fd))?);
+                    link.inner.wake = Some(UnixStream::from(fd));
                 }
                 Ok(Some((n, _))) if buf[0] == tag::PAUSE_AT && n == 9 => {
                     pause_at = buf[1..9].try_into().ok().map(u64::from_le_bytes);
@@ -590,11 +638,17 @@ pub fn serve_vmm() -> Result<(), HostError> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e.into()),
             }
-            if !finished && !paused_for_composer && server.state() == RunState::Running && link.is_some() {
+            if !finished
+                && !paused_for_composer
+                && server.state() == RunState::Running
+                && link.inner.connected()
+            {
                 break;
             }
         }
-        let Some(active) = link.as_mut() else { continue };
+        if !link.inner.connected() {
+            continue;
+        }
         let handled = server.statistics().exits;
         let budget = match pause_at {
             Some(at) => at.saturating_sub(handled).min(EXITS_PER_CONTROL_CHECK),
@@ -606,13 +660,13 @@ pub fn serve_vmm() -> Result<(), HostError> {
             send_event(&mut control, &Event::Progress { exits: handled })?;
             continue;
         }
-        let outcome = server.run(active, budget.max(1));
-        records.messages += active.records.messages;
-        records.bytes += active.records.bytes;
-        replies.messages += active.replies.messages;
-        replies.bytes += active.replies.bytes;
-        active.records = Traffic::default();
-        active.replies = Traffic::default();
+        let outcome = server.run(&mut link, budget.max(1));
+        records.messages += link.records.messages;
+        records.bytes += link.records.bytes;
+        replies.messages += link.replies.messages;
+        replies.bytes += link.replies.bytes;
+        link.records = Traffic::default();
+        link.replies = Traffic::default();
         let done = match outcome {
             Ok(RunOutcome::ExitLimit | RunOutcome::Notification(_)) => None,
             Ok(RunOutcome::Stopped(status)) => {
@@ -623,7 +677,7 @@ pub fn serve_vmm() -> Result<(), HostError> {
             Ok(RunOutcome::Paused) => Some("paused".into()),
             Err(RunError::Link(e)) => {
                 log::warn!("device model unreachable ({e:?}); guest paused until it is back");
-                link = None;
+                link.inner.wake = None;
                 let pending = server.pending_record().map(|r| r.seq);
                 send_event(&mut control, &Event::DeviceModelGone { pending })?;
                 None
@@ -686,16 +740,19 @@ fn send_event(control: &mut UnixStream, event: &Event) -> io::Result<()> {
 
 // ----- the device-model process -----
 
-/// The device-model process: fd 3 the exit link, fd 4 the console.
+/// The device-model process: fd 3 the exit link, fd 4 the console, fd 5 the exit mailbox.
 ///
 /// # Errors
-/// A broken link.
+/// A broken link or an unusable mailbox.
 pub fn serve_device_model() -> Result<(), HostError> {
-    // SAFETY: the composer started this process with the exit link at fd 3 and the console at
-    // fd 4 (see `spawn`); each is taken once.
-    let (mut exit, mut console) = unsafe { (inherited(EXIT_FD), inherited(SECOND_FD)) };
+    // SAFETY: the composer started this process with the exit link at fd 3, the console at
+    // fd 4 and the mailbox at fd 5 (see `spawn`); each is taken once.
+    let (exit, console, mailbox) =
+        unsafe { (inherited(EXIT_FD), inherited(SECOND_FD), inherited(MAILBOX_FD)) };
+    let (exit, mut console) = (UnixStream::from(exit), UnixStream::from(console));
+    let mailbox = inherited_mailbox(mailbox, Side::DeviceModel)?;
     with_device_model(|dm| {
-        let mut record = vec![0u8; 1 << 16];
+        let mut record = [0u8; MAX_MESSAGE_SIZE];
         let mut out = [0u8; MAX_MESSAGE_SIZE];
         dm.track_state();
         // The first console frame is the state to start from (empty: reset).
@@ -703,12 +760,24 @@ pub fn serve_device_model() -> Result<(), HostError> {
         if !state.is_empty() {
             dm.restore(&state).map_err(HostError::Component)?;
         }
+        // Records up to the last one answered (by this device model's predecessor, if any)
+        // are done; a newer one in the box is pending and is answered now, even if it was
+        // published before this device model started.
+        let mut answered = mailbox.last_sent();
         loop {
-            let n = read_polling(&mut exit, &mut record)?;
-            if n == 0 {
-                return Ok(()); // the server is done
-            }
-            let answer = match dm.answer(&record[..n], &mut out) {
+            let received = match mailbox.receive(&exit, |seq| seq != answered, &mut record, None) {
+                Ok(received) => received,
+                Err(MailboxError::Closed) => return Ok(()), // the server is done
+                Err(MailboxError::BadLength { seq, len }) => {
+                    log::error!("device model: record {seq} claims {len} bytes");
+                    answered = seq;
+                    continue;
+                }
+                Err(e) => return Err(HostError::Component(format!("exit link: {e}"))),
+            };
+            answered = received.seq;
+            let bytes = record.get(..received.len).unwrap_or(&[]);
+            let answer = match dm.answer(bytes, &mut out) {
                 Ok(answer) => answer,
                 Err(e) => {
                     log::error!("device model: undecodable record: {e}");
@@ -723,7 +792,11 @@ pub fn serve_device_model() -> Result<(), HostError> {
                 chunk.extend_from_slice(&answer.output);
                 write_frame(&mut console, &chunk)?;
             }
-            exit.write_all(answer.reply)?;
+            match mailbox.send(&exit, received.seq, answer.reply) {
+                Ok(()) => {}
+                Err(MailboxError::Closed) => return Ok(()), // the server is done
+                Err(e) => return Err(HostError::Component(format!("exit link: {e}"))),
+            }
         }
     })
 }
