@@ -324,15 +324,15 @@ mod tests {
         }]
     }
 
+    /// The model VCPU on Bochs' Skylake-X capabilities.
+    fn model(rules: KernelRules, start: StartState, steps: &[Step]) -> ModelVcpu<'_> {
+        ModelVcpu::new(rules, bochs_corei7_skylake_x(), start, steps)
+    }
+
     #[test]
     fn probing_sel4_v5_finds_the_kernels_forced_bits_and_no_entry_controls() {
         let steps = hlt_step();
-        let mut model = ModelVcpu::new(
-            KernelRules::Sel4V5,
-            bochs_corei7_skylake_x(),
-            StartState::default(),
-            &steps,
-        );
+        let mut model = model(KernelRules::Sel4V5, StartState::default(), &steps);
         let caps = probe_capabilities(&mut model).unwrap();
         // notes/sel4-5.0-vtx-guest.md: pin-based 0x3F and exit 0x3FFFFF are what 5.0 writes
         // for 0 on Bochs' models (its forced bits plus the default-1 ones).
@@ -374,12 +374,7 @@ mod tests {
     #[test]
     fn probing_modern_rules_includes_the_entry_controls() {
         let steps = hlt_step();
-        let mut model = ModelVcpu::new(
-            KernelRules::Modern,
-            bochs_corei7_skylake_x(),
-            StartState::default(),
-            &steps,
-        );
+        let mut model = model(KernelRules::Modern, StartState::default(), &steps);
         let caps = probe_capabilities(&mut model).unwrap();
         assert!(caps.get(Msr::TrueEntryCtls).is_some());
     }
@@ -391,7 +386,7 @@ mod tests {
             rip: 0x2000,
             rflags: 2,
         };
-        let mut model = ModelVcpu::new(KernelRules::Sel4V5, bochs_corei7_skylake_x(), start, &steps);
+        let mut model = model(KernelRules::Sel4V5, start, &steps);
         let state = FlatProtectedMode {
             code_selector: 0x08,
             data_selector: 0x10,
@@ -435,12 +430,7 @@ mod tests {
         use vmm_protocol::{Request, Response};
 
         let steps = hlt_step();
-        let mut model = ModelVcpu::new(
-            KernelRules::Sel4V5,
-            bochs_corei7_skylake_x(),
-            StartState::default(),
-            &steps,
-        );
+        let mut model = model(KernelRules::Sel4V5, StartState::default(), &steps);
         VmcsGuestNW::Rip
             .write(&mut KernelAccess(&mut model), 0x2000)
             .unwrap();
