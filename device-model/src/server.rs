@@ -292,6 +292,62 @@ impl<'d> DeviceModel<'d> {
         Ok(&out[..len])
     }
 
+    /// Answers one record. A record that comes again (the same `seq`, e.g. because the
+    /// reply was lost or garbled on the way) gets the same reply without touching any device
+    /// again, so that no device effect happens twice.
+    pub fn handle(&mut self, record: &ExitRecord) -> &ExitReply {
+        self.stats.records += 1;
+        if record.rejected.is_some() {
+            self.stats.rejected += 1;
+            log::warn!("record {} came back rejected: {:?}", record.seq, record.rejected);
+        }
+        let Self {
+            ports,
+            mmio,
+            cpuid,
+            msrs,
+            lines,
+            stop,
+            config,
+            stats,
+            last_reply,
+        } = self;
+        let repeated = last_reply.as_ref().is_some_and(|last| last.seq == record.seq);
+        // Answered in place: the reply is 400 bytes, and this runs once per exit.
+        let reply = last_reply.get_or_insert_with(|| ExitReply::new(record.seq));
+        if repeated {
+            stats.repeated += 1;
+        } else {
+            let mut devices = Devices {
+                ports,
+                mmio,
+                cpuid,
+                msrs,
+                lines,
+                stop,
+                config: *config,
+                stats,
+            };
+            devices.answer(record, reply);
+        }
+        reply
+    }
+}
+
+/// A device model's devices and counters, borrowed apart from its reply cache so that the
+/// answer can be written straight into the cache.
+struct Devices<'a, 'd> {
+    ports: &'a mut PortBus<'d, 16>,
+    mmio: &'a mut MmioBus<'d, 8>,
+    cpuid: &'a CpuidPolicy<16>,
+    msrs: &'a mut MsrPolicy<16>,
+    lines: &'d InterruptLines,
+    stop: &'d StopRequest,
+    config: DeviceModelConfig,
+    stats: &'a mut DeviceStats,
+}
+
+impl Devices<'_, '_> {
     fn port_read(&mut self, port: u16, size: u8) -> u32 {
         match self.ports.find(port) {
             Some((offset, device)) => device.read(offset, size),
@@ -306,31 +362,10 @@ impl<'d> DeviceModel<'d> {
         }
     }
 
-    /// Answers one record. A record that comes again (the same `seq`, e.g. because the
-    /// reply was lost or garbled on the way) gets the same reply without touching any device
-    /// again, so that no device effect happens twice.
-    pub fn handle(&mut self, record: &ExitRecord) -> &ExitReply {
-        self.stats.records += 1;
-        if record.rejected.is_some() {
-            self.stats.rejected += 1;
-            log::warn!("record {} came back rejected: {:?}", record.seq, record.rejected);
-        }
-        let repeated = self
-            .last_reply
-            .as_ref()
-            .is_some_and(|last| last.seq == record.seq);
-        if repeated {
-            self.stats.repeated += 1;
-        } else {
-            let reply = self.answer(record);
-            self.last_reply = Some(reply);
-        }
-        // Just set, or repeated: present either way.
-        self.last_reply.get_or_insert_with(|| ExitReply::new(record.seq))
-    }
-
-    fn answer(&mut self, record: &ExitRecord) -> ExitReply {
-        let mut reply = ExitReply::new(record.seq);
+    /// Writes the answer to `record` into `reply`.
+    fn answer(&mut self, record: &ExitRecord, reply: &mut ExitReply) {
+        reply.seq = record.seq;
+        reply.actions.clear();
         let push = |actions: &mut vmm_protocol::heapless::Vec<Action, { vmm_protocol::MAX_ACTIONS }>, a| {
             // Our replies are short; the capacity (16) is never reached.
             let _ = actions.push(a);
@@ -474,7 +509,7 @@ impl<'d> DeviceModel<'d> {
         // A stop asked for by the guest ends the run after this instruction.
         if let Some(code) = self.stop.take() {
             push(&mut reply.actions, Action::Stop { status: code });
-            return reply;
+            return;
         }
         while let Some(line) = self.lines.take_next() {
             self.stats.interrupts += 1;
@@ -485,7 +520,6 @@ impl<'d> DeviceModel<'d> {
                 },
             );
         }
-        reply
     }
 
     /// Emulates an MMIO access; `None` if the instruction cannot be decoded.

@@ -548,6 +548,40 @@ impl crate::wire::FamilyCodec for ExitRecord {
         record.rejected = crate::wire::decode(rest)?;
         Ok(record)
     }
+
+    /// As [`decode_family`](Self::decode_family), straight into `record`.
+    #[inline]
+    fn decode_family_into(bytes: &[u8], record: &mut ExitRecord) -> Result<(), crate::WireError> {
+        use crate::WireError;
+        let (block, rest) = postcard::take_from_bytes::<&[u8]>(bytes).map_err(WireError::from_postcard)?;
+        let input = &mut Reader::new(block);
+        let (Some(head), Some(detail)) = (RecordHead::take(input), ExitDetail::take(input)) else {
+            return Err(WireError::InvalidValue);
+        };
+        record.seq = head.seq;
+        record.vcpu = head.vcpu;
+        record.reason = head.reason;
+        record.entry_failure = head.entry_failure;
+        record.detail = detail;
+        record.rip = head.rip;
+        record.instruction_len = head.instruction_len;
+        // Group by group, not `GuestState::EMPTY` (a 480-byte clear): only the tags change.
+        let state = &mut record.state;
+        state.gprs = None;
+        state.rsp = None;
+        state.rflags = None;
+        state.segments = None;
+        state.descriptor_tables = None;
+        state.control_registers = None;
+        state.dr7 = None;
+        state.interruptibility = None;
+        state.pending_events = None;
+        if take_guest_state_in_memory(state, input).is_none() || !input.is_empty() {
+            return Err(WireError::InvalidValue);
+        }
+        record.rejected = crate::wire::decode(rest)?;
+        Ok(())
+    }
 }
 
 // ---- helpers

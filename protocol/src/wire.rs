@@ -350,6 +350,15 @@ macro_rules! message_family {
             pub fn decode_canonical(bytes: &[u8]) -> Result<Self, WireError> {
                 decode_canonical_family(bytes)
             }
+
+            /// Decodes one message from all of `bytes` into `self`, reusing its storage: the
+            /// same result as [`decode`](Self::decode) without moving a whole message out
+            /// (hundreds of bytes for the exit families, once per exit). On an error `self`
+            /// holds some message of the family, partly overwritten.
+            #[inline]
+            pub fn decode_into(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+                <$ty as FamilyCodec>::decode_family_into(bytes, self)
+            }
         }
 
         const _: () = assert!(
@@ -364,6 +373,12 @@ macro_rules! message_family {
 pub(crate) trait FamilyCodec: Sized {
     fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError>;
     fn decode_family(bytes: &[u8]) -> Result<Self, WireError>;
+
+    #[inline]
+    fn decode_family_into(bytes: &[u8], out: &mut Self) -> Result<(), WireError> {
+        *out = Self::decode_family(bytes)?;
+        Ok(())
+    }
 }
 
 macro_rules! serde_codec {
@@ -382,7 +397,57 @@ macro_rules! serde_codec {
     )*};
 }
 
-serde_codec!(Response, ExitReply);
+serde_codec!(Response);
+
+/// The reply is decoded straight into its action list, in the serde path's order (sequence
+/// number, list length, then each action, a list longer than [`MAX_ACTIONS`] failing at its
+/// first extra action), so that both give the same result for every input. Serde's derive
+/// builds the 400-byte reply on the stack and moves it through several results.
+///
+/// [`MAX_ACTIONS`]: crate::MAX_ACTIONS
+impl FamilyCodec for ExitReply {
+    #[inline]
+    fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
+        encode(self, buf)
+    }
+
+    #[inline]
+    fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut reply = ExitReply::new(0);
+        Self::decode_family_into(bytes, &mut reply)?;
+        Ok(reply)
+    }
+
+    #[inline]
+    fn decode_family_into(bytes: &[u8], reply: &mut ExitReply) -> Result<(), WireError> {
+        use serde::Deserialize;
+        fn take<'a>(
+            de: &mut postcard::Deserializer<'a, postcard::de_flavors::Slice<'a>>,
+            reply: &mut ExitReply,
+        ) -> postcard::Result<()> {
+            reply.seq = u64::deserialize(&mut *de)?;
+            reply.actions.clear();
+            // Postcard's sequence length: a varint `usize`, as `usize` itself.
+            let len = usize::deserialize(&mut *de)?;
+            for _ in 0..len {
+                let action = crate::Action::deserialize(&mut *de)?;
+                reply
+                    .actions
+                    .push(action)
+                    .map_err(|_| postcard::Error::SerdeDeCustom)?;
+            }
+            Ok(())
+        }
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        let result = take(&mut deserializer, reply);
+        let count = deserializer.finalize().map_or(0, <[u8]>::len);
+        match result {
+            Ok(()) if count != 0 => Err(WireError::TrailingBytes { count }),
+            Ok(()) => Ok(()),
+            Err(error) => Err(WireError::from_postcard(error)),
+        }
+    }
+}
 
 /// [`decode_canonical`] on a family's own paths: decodes, then re-encodes and compares.
 #[inline]

@@ -80,8 +80,47 @@ proptest! {
     }
 }
 
+/// A record with every state group and an error report: what `decode_into` must overwrite.
+fn full_record() -> ExitRecord {
+    ExitRecord {
+        seq: 7,
+        vcpu: 1,
+        reason: 48,
+        entry_failure: false,
+        detail: ExitDetail::Mmio {
+            gpa: 0xFEC0_0000,
+            gla: Some(0xFEC0_0000),
+            access: MemoryAccess::Write,
+            qualification: 0x182,
+            instruction: heapless::Vec::from_slice(&[0x89, 0x08]).unwrap(),
+        },
+        rip: 0x1000,
+        instruction_len: 2,
+        state: GuestState {
+            gprs: Some(GeneralRegisters::default()),
+            rsp: Some(1),
+            rflags: Some(2),
+            segments: Some(Segments::default()),
+            descriptor_tables: Some(DescriptorTables::default()),
+            control_registers: Some(ControlRegisters::default()),
+            dr7: Some(0x400),
+            interruptibility: Some(InterruptibilityState::default()),
+            pending_events: Some(PendingEvents::default()),
+        },
+        rejected: Some(ErrorReport::at(ErrorCode::Forbidden, 3)),
+    }
+}
+
+/// A reply with a full action list.
+fn full_reply() -> ExitReply {
+    let mut reply = ExitReply::new(9);
+    while reply.actions.push(Action::AdvanceRip).is_ok() {}
+    reply
+}
+
 /// `ExitRecord::encode`/`decode`, `Request::decode` for read requests, the families'
-/// `decode_canonical` and the `Message` trait's methods take direct paths; the generic
+/// `decode_canonical`, `ExitReply::decode`, every `decode_into` and the `Message` trait's
+/// methods take direct paths; the generic
 /// `encode`/`decode`/`decode_canonical` go through serde. Both must give the same bytes and
 /// the same results, errors included.
 fn direct_and_serde_paths_agree(bytes: &[u8]) {
@@ -103,6 +142,18 @@ fn direct_and_serde_paths_agree(bytes: &[u8]) {
         vmm_protocol::decode::<Request>(&read),
         "{read:02x?}"
     );
+    assert_eq!(
+        ExitReply::decode(bytes),
+        vmm_protocol::decode::<ExitReply>(bytes),
+        "{bytes:02x?}"
+    );
+    // Decoding into a used message gives what decoding gives, whatever it held before.
+    let mut record = full_record();
+    let into = record.decode_into(bytes).map(|()| record);
+    assert_eq!(into, ExitRecord::decode(bytes), "{bytes:02x?}");
+    let mut reply = full_reply();
+    let into = reply.decode_into(bytes).map(|()| reply);
+    assert_eq!(into, ExitReply::decode(bytes), "{bytes:02x?}");
     // The families' canonical decoding re-encodes on their own paths.
     assert_eq!(
         ExitRecord::decode_canonical(bytes),

@@ -127,10 +127,39 @@ struct StringIo {
     address_mask: u64,
 }
 
+/// The last exit: its record (built, sent and re-sent in place: it is nearly 600 bytes and
+/// there is one per exit) and the string I/O it started.
 #[derive(Clone, Debug)]
 struct Pending {
     record: ExitRecord,
     string: Option<StringIo>,
+    /// The record waits for its reply.
+    open: bool,
+}
+
+/// What applying a reply needs to know of the exit it answers.
+#[derive(Clone, Copy, Debug)]
+struct ExitFacts {
+    rip: u64,
+    instruction_len: u8,
+    /// The access size of an I/O exit.
+    io_size: Option<AccessSize>,
+    string: Option<StringIo>,
+}
+
+impl Pending {
+    fn facts(&self) -> ExitFacts {
+        let io_size = match self.record.detail {
+            ExitDetail::Io { size, .. } => Some(size),
+            _ => None,
+        };
+        ExitFacts {
+            rip: self.record.rip,
+            instruction_len: self.record.instruction_len,
+            io_size,
+            string: self.string,
+        }
+    }
 }
 
 /// Server configuration.
@@ -156,7 +185,8 @@ pub struct VmmServer<K: VcpuKernel, M: GuestMemory, const B: usize = 8> {
     config: ServerConfig,
     state: RunState,
     seq: u64,
-    pending: Option<Pending>,
+    /// The last exit; see [`VmmServer::pending`].
+    last_exit: Pending,
     /// The class of the exit whose invocations are being counted.
     counting_class: Option<ExitClass>,
     groups: [StateGroups; ExitClass::COUNT],
@@ -304,7 +334,21 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 RunState::Paused
             },
             seq: 0,
-            pending: None,
+            last_exit: Pending {
+                record: ExitRecord {
+                    seq: 0,
+                    vcpu: config.vcpu,
+                    reason: 0,
+                    entry_failure: false,
+                    detail: ExitDetail::Unknown { qualification: 0 },
+                    rip: 0,
+                    instruction_len: 0,
+                    state: GuestState::EMPTY,
+                    rejected: None,
+                },
+                string: None,
+                open: false,
+            },
             counting_class: None,
             groups,
             irqs: heapless::Deque::new(),
@@ -387,7 +431,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     /// The record of the exit awaiting an answer.
     pub fn pending_record(&self) -> Option<&ExitRecord> {
-        self.pending.as_ref().map(|p| &p.record)
+        self.pending().map(|p| &p.record)
+    }
+
+    /// The exit awaiting an answer.
+    fn pending(&self) -> Option<&Pending> {
+        self.last_exit.open.then_some(&self.last_exit)
     }
 
     /// Encodes the pending record into `buf`.
@@ -395,7 +444,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     /// # Errors
     /// No record is pending, or the buffer is too small.
     pub fn encode_pending<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], vmm_protocol::WireError> {
-        match &self.pending {
+        match self.pending() {
             Some(p) => p.record.encode(buf),
             None => Err(vmm_protocol::WireError::Unsupported),
         }
@@ -633,7 +682,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         if self.state == RunState::WaitingForInterrupt {
             self.state = RunState::Running;
         }
-        if self.pending.is_none() {
+        if !self.last_exit.open {
             self.deliver_interrupts();
         }
         Ok(())
@@ -695,7 +744,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         if self.state != RunState::Running {
             return Err(ServerError::NotRunning(self.state));
         }
-        if let Some(p) = &self.pending {
+        if let Some(p) = self.pending() {
             return Err(ServerError::ExitPending(p.record.seq));
         }
         let flushed = self.cache.flush(&mut self.kernel);
@@ -778,21 +827,28 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             self.clear_window_request(matches!(detail, ExitDetail::NmiWindow));
             self.deliver_interrupts();
         }
-        let state = self.guest_state(self.groups[class.index()]);
+        let instruction_len = self.defined_instruction_len(fault, reason);
         self.seq += 1;
-        let record = ExitRecord {
-            seq: self.seq,
-            vcpu: self.config.vcpu,
-            reason,
-            entry_failure,
-            detail,
-            rip: fault.rip,
-            instruction_len: self.defined_instruction_len(fault, reason),
-            state,
-            rejected: None,
-        };
+        // Field by field into the one record, not a new record moved in.
+        let exit = &mut self.last_exit;
+        let record = &mut exit.record;
+        record.seq = self.seq;
+        record.vcpu = self.config.vcpu;
+        record.reason = reason;
+        record.entry_failure = entry_failure;
+        record.detail = detail;
+        record.rip = fault.rip;
+        record.instruction_len = instruction_len;
+        record.rejected = None;
+        read_guest_state(
+            &mut record.state,
+            self.groups[class.index()],
+            &mut self.cache,
+            &mut self.kernel,
+        );
+        exit.string = string;
+        exit.open = true;
         log::debug!("exit {}: reason {} {:?}", record.seq, reason, record.detail);
-        self.pending = Some(Pending { record, string });
     }
 
     /// The exit's instruction length where the SDM defines one (Section 28.2.5), else 0: an
@@ -1096,44 +1152,6 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         )
     }
 
-    /// The guest state groups `groups`, read through the cache. A group the kernel will
-    /// not let us read is left out (and logged).
-    fn guest_state(&mut self, groups: StateGroups) -> GuestState {
-        let mut state = GuestState::EMPTY;
-        if groups.is_empty() {
-            return state;
-        }
-        if groups.contains(StateGroups::GPRS) {
-            state.gprs = Some(to_wire_registers(self.cache.registers()));
-        }
-        let mut vmcs = self.cache.mediated(&mut self.kernel);
-        if groups.contains(StateGroups::RSP) {
-            state.rsp = VmcsGuestNW::Rsp.read(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::RFLAGS) {
-            state.rflags = VmcsGuestNW::Rflags.read(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::SEGMENTS) {
-            state.segments = read_segments(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::DESCRIPTOR_TABLES) {
-            state.descriptor_tables = read_descriptor_tables(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::CONTROL_REGISTERS) {
-            state.control_registers = read_control_registers(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::DR7) {
-            state.dr7 = VmcsGuestNW::Dr7.read(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::INTERRUPTIBILITY) {
-            state.interruptibility = read_interruptibility(&mut vmcs).ok();
-        }
-        if groups.contains(StateGroups::PENDING_EVENTS) {
-            state.pending_events = read_pending_events(&mut vmcs).ok();
-        }
-        state
-    }
-
     // ----- replies -----
 
     /// Decodes and applies the device model's reply to the pending exit.
@@ -1153,8 +1171,8 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     fn reject(&mut self, report: ErrorReport) -> ErrorReport {
         self.stats.replies_rejected += 1;
-        if let Some(p) = &mut self.pending {
-            p.record.rejected = Some(report);
+        if self.last_exit.open {
+            self.last_exit.record.rejected = Some(report);
         }
         log::warn!("exit reply rejected: {report}");
         report
@@ -1165,7 +1183,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     /// # Errors
     /// As [`VmmServer::complete_bytes`].
     pub fn complete(&mut self, reply: &ExitReply) -> Result<Completed, ErrorReport> {
-        let Some(pending) = &self.pending else {
+        let Some(pending) = self.pending() else {
             return Err(ErrorReport::new(ErrorCode::SequenceMismatch));
         };
         if reply.seq != pending.record.seq {
@@ -1178,9 +1196,8 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             }
             return Err(self.reject(report));
         }
-        let Some(pending) = self.pending.take() else {
-            return Err(ErrorReport::new(ErrorCode::SequenceMismatch));
-        };
+        let facts = self.last_exit.facts();
+        self.last_exit.open = false;
         let mut wait = false;
         for action in &reply.actions {
             match *action {
@@ -1189,7 +1206,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     return Ok(Completed::Stopped(status));
                 }
                 Action::WaitForInterrupt => wait = true,
-                other => self.apply(&pending, other),
+                other => self.apply(&facts, other),
             }
         }
         self.deliver_interrupts();
@@ -1203,9 +1220,11 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     /// Checks every action of a reply without changing anything.
     fn check_actions(&mut self, rights: &Rights, reply: &ExitReply) -> Result<(), ErrorReport> {
-        let Some(pending) = &self.pending else {
+        // The field, not `pending()`: the checks below read the cache beside it.
+        let pending = &self.last_exit;
+        if !pending.open {
             return Err(ErrorReport::new(ErrorCode::SequenceMismatch));
-        };
+        }
         let record = &pending.record;
         let mut injecting =
             InterruptionInfo::from_raw(self.cache.enter_input().entry_interruption_info).valid();
@@ -1331,14 +1350,13 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     }
 
     /// Applies one checked action.
-    fn apply(&mut self, pending: &Pending, action: Action) {
-        let record = &pending.record;
+    fn apply(&mut self, exit: &ExitFacts, action: Action) {
         match action {
             Action::CompleteIo { value } => {
-                let ExitDetail::Io { size, .. } = record.detail else {
+                let Some(size) = exit.io_size else {
                     return;
                 };
-                match pending.string {
+                match exit.string {
                     Some(s) => {
                         if let Some(gpa) = s.gpa {
                             let bytes = value.to_le_bytes();
@@ -1369,7 +1387,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 };
                 self.set_register(register, merged);
             }
-            Action::AdvanceRip => self.advance_rip(pending),
+            Action::AdvanceRip => self.advance_rip(exit),
             Action::SetRegister { register, value } => self.set_register(register, value),
             Action::WriteField(item) => {
                 let _ = self
@@ -1378,7 +1396,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     .write(item.encoding, item.value);
             }
             Action::Inject(event) => {
-                let event = to_event(&event, record.instruction_len);
+                let event = to_event(&event, exit.instruction_len);
                 let caps = self.injection_caps();
                 match inject::inject(&mut self.cache.mediated(&mut self.kernel), &event, caps) {
                     Ok(_) => self.stats.events_injected += 1,
@@ -1408,10 +1426,9 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
 
     /// Moves past the instruction; for string I/O, steps RSI/RDI and, with REP, RCX, and
     /// re-executes the instruction until RCX reaches 0 (one element per exit).
-    fn advance_rip(&mut self, pending: &Pending) {
-        let record = &pending.record;
+    fn advance_rip(&mut self, exit: &ExitFacts) {
         let mut repeat = false;
-        if let Some(s) = pending.string.filter(|s| !s.empty) {
+        if let Some(s) = exit.string.filter(|s| !s.empty) {
             let rflags = VmcsGuestNW::Rflags
                 .read(&mut self.cache.mediated(&mut self.kernel))
                 .unwrap_or(0);
@@ -1431,7 +1448,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             }
         }
         if !repeat {
-            let rip = record.rip.wrapping_add(u64::from(record.instruction_len));
+            let rip = exit.rip.wrapping_add(u64::from(exit.instruction_len));
             let mut vmcs = self.cache.mediated(&mut self.kernel);
             let _ = VmcsGuestNW::Rip.write(&mut vmcs, rip);
             // Moving past the instruction ends the one-instruction shadow of STI / MOV SS, as
@@ -1484,8 +1501,10 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
     pub fn run<L: ExitLink>(&mut self, link: &mut L, max_exits: u64) -> Result<RunOutcome, RunError> {
         let mut handled = 0;
         let mut rejected_in_a_row = 0;
+        // One reply for the whole run, decoded into in place (400 bytes).
+        let mut reply = ExitReply::new(0);
         loop {
-            if self.pending.is_none() {
+            if !self.last_exit.open {
                 match self.state {
                     RunState::Running => {}
                     RunState::Stopped(status) => return Ok(RunOutcome::Stopped(status)),
@@ -1500,11 +1519,16 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     Entered::Notification(badge) => return Ok(RunOutcome::Notification(badge)),
                 }
             }
-            let Some(pending) = &self.pending else { continue };
-            let answer = link.exchange(&pending.record).map_err(RunError::Link)?;
+            if !self.last_exit.open {
+                // The exit ended in the server (a REP string instruction with a count of 0).
+                continue;
+            }
+            let answer = link
+                .exchange(&self.last_exit.record, &mut reply)
+                .map_err(RunError::Link)?;
             // A rejected reply leaves the record pending: send it again, now marked.
             let completed = match answer {
-                Ok(reply) => self.complete(&reply),
+                Ok(()) => self.complete(&reply),
                 Err(_) => {
                     self.stats.malformed += 1;
                     Err(self.reject(ErrorReport::new(ErrorCode::Malformed)))
@@ -1536,6 +1560,57 @@ fn at_address_size(old: u64, new: u64, mask: u64) -> u64 {
 /// A lossless conversion of hardware register numbers to the wire type.
 fn wire_gpr(number: u8) -> vmm_protocol::Gpr {
     vmm_protocol::Gpr::from_number(number).unwrap_or(vmm_protocol::Gpr::Rax)
+}
+
+/// Fills `state` with the groups `groups`, read through the cache; every other group is
+/// cleared. A group the kernel will not let us read is left out. Written in place, group by
+/// group: a whole `GuestState` is 480 bytes, and this runs once per exit.
+fn read_guest_state<K: VcpuKernel>(
+    state: &mut GuestState,
+    groups: StateGroups,
+    cache: &mut FieldCache,
+    kernel: &mut K,
+) {
+    state.gprs = None;
+    state.rsp = None;
+    state.rflags = None;
+    state.segments = None;
+    state.descriptor_tables = None;
+    state.control_registers = None;
+    state.dr7 = None;
+    state.interruptibility = None;
+    state.pending_events = None;
+    if groups.is_empty() {
+        return;
+    }
+    if groups.contains(StateGroups::GPRS) {
+        state.gprs = Some(to_wire_registers(cache.registers()));
+    }
+    let mut vmcs = cache.mediated(kernel);
+    if groups.contains(StateGroups::RSP) {
+        state.rsp = VmcsGuestNW::Rsp.read(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::RFLAGS) {
+        state.rflags = VmcsGuestNW::Rflags.read(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::SEGMENTS) {
+        state.segments = read_segments(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::DESCRIPTOR_TABLES) {
+        state.descriptor_tables = read_descriptor_tables(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::CONTROL_REGISTERS) {
+        state.control_registers = read_control_registers(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::DR7) {
+        state.dr7 = VmcsGuestNW::Dr7.read(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::INTERRUPTIBILITY) {
+        state.interruptibility = read_interruptibility(&mut vmcs).ok();
+    }
+    if groups.contains(StateGroups::PENDING_EVENTS) {
+        state.pending_events = read_pending_events(&mut vmcs).ok();
+    }
 }
 
 fn read_descriptor_tables<A: VmcsAccess + ?Sized>(vmcs: &mut A) -> Result<DescriptorTables, VmcsError> {
@@ -1605,21 +1680,22 @@ pub trait ExitLink {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError>;
 
     /// One round trip with typed messages: encodes `record`, [`ExitLink::call`]s, decodes the
-    /// reply (the inner `Err` is a reply that did not decode). A link may override it, e.g. to
-    /// count messages and bytes.
+    /// reply into `reply` (the inner `Err`: a reply that did not decode; `reply` then holds
+    /// something else). A link may override it, e.g. to count messages and bytes.
     ///
     /// # Errors
     /// As [`ExitLink::call`].
     fn exchange(
         &mut self,
         record: &ExitRecord,
-    ) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
+        reply: &mut ExitReply,
+    ) -> Result<Result<(), vmm_protocol::WireError>, LinkError> {
         let mut record_buf = [0u8; MAX_MESSAGE_SIZE];
         let mut reply_buf = [0u8; MAX_MESSAGE_SIZE];
         // Records always fit (the protocol's size limit); a failure would be a bug there.
         let bytes = record.encode(&mut record_buf).map_err(|_| LinkError::Closed)?;
         let len = self.call(bytes, &mut reply_buf)?;
-        Ok(ExitReply::decode(reply_buf.get(..len).unwrap_or(&[])))
+        Ok(reply.decode_into(reply_buf.get(..len).unwrap_or(&[])))
     }
 }
 
@@ -1630,8 +1706,9 @@ impl<L: ExitLink + ?Sized> ExitLink for &mut L {
     fn exchange(
         &mut self,
         record: &ExitRecord,
-    ) -> Result<Result<ExitReply, vmm_protocol::WireError>, LinkError> {
-        (**self).exchange(record)
+        reply: &mut ExitReply,
+    ) -> Result<Result<(), vmm_protocol::WireError>, LinkError> {
+        (**self).exchange(record, reply)
     }
 }
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use device_model::platform::{StandardDevices, Wiring};
 use device_model::server::{DeviceModel, DeviceModelConfig, DeviceModelState};
 use device_model::uart::SerialOut;
-use vmm_protocol::{ExitRecord, MAX_MESSAGE_SIZE, WireError};
+use vmm_protocol::{ExitDetail, ExitRecord, GuestState, MAX_MESSAGE_SIZE, WireError};
 
 /// UART output of the record being handled.
 #[derive(Debug, Default)]
@@ -28,6 +28,11 @@ pub struct DmHost<'a> {
     output: &'a PendingOutput,
     /// The state last reported (postcard), to report only changes; `None`: not tracked.
     last_state: Option<Vec<u8>>,
+    /// The record being answered, decoded into in place (nearly 600 bytes, once per exit).
+    record: ExitRecord,
+    /// The output of the record last answered; swapped with the collecting buffer, so that
+    /// neither is allocated again once both have grown.
+    answered_output: Vec<u8>,
 }
 
 impl std::fmt::Debug for DmHost<'_> {
@@ -44,7 +49,7 @@ pub struct Answer<'b> {
     /// The record's sequence number.
     pub seq: u64,
     /// UART output the record produced.
-    pub output: Vec<u8>,
+    pub output: &'b [u8],
     /// The devices' state after the record, if it changed (postcard of
     /// [`device_model::server::DeviceModelState`]).
     pub state: Option<Vec<u8>>,
@@ -56,14 +61,18 @@ impl<'a> DmHost<'a> {
     /// # Errors
     /// The record does not decode.
     pub fn answer<'b>(
-        &mut self,
+        &'b mut self,
         record: &[u8],
         out: &'b mut [u8; MAX_MESSAGE_SIZE],
     ) -> Result<Answer<'b>, WireError> {
-        let record = ExitRecord::decode(record)?;
-        let reply = self.dm.handle(&record);
+        self.record.decode_into(record)?;
+        let reply = self.dm.handle(&self.record);
         let len = reply.encode(&mut out[..])?.len();
-        let output = std::mem::take(&mut *self.output.0.borrow_mut());
+        {
+            let mut collected = self.output.0.borrow_mut();
+            std::mem::swap(&mut *collected, &mut self.answered_output);
+            collected.clear();
+        }
         // Only a device model that may be restarted elsewhere reports its state.
         let state = match &self.last_state {
             Some(last) => self.state_bytes().filter(|s| s != last),
@@ -74,8 +83,8 @@ impl<'a> DmHost<'a> {
         }
         Ok(Answer {
             reply: &out[..len],
-            seq: record.seq,
-            output,
+            seq: self.record.seq,
+            output: &self.answered_output,
             state,
         })
     }
@@ -122,6 +131,18 @@ pub fn with_device_model<R>(f: impl FnOnce(&mut DmHost<'_>) -> R) -> R {
         dm,
         output: &output,
         last_state: None,
+        record: ExitRecord {
+            seq: 0,
+            vcpu: 0,
+            reason: 0,
+            entry_failure: false,
+            detail: ExitDetail::Unknown { qualification: 0 },
+            rip: 0,
+            instruction_len: 0,
+            state: GuestState::EMPTY,
+            rejected: None,
+        },
+        answered_output: Vec::new(),
     };
     f(&mut host)
 }

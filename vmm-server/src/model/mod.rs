@@ -368,7 +368,7 @@ impl<'s> ModelVcpu<'s> {
                 ..self.fault_common()
             });
         };
-        let exit = step.exit;
+        let exit = &step.exit;
         let rip = exit.rip.unwrap_or(input.rip);
         exit.registers.apply(&mut self.registers);
         if let Some(rflags) = exit.rflags {

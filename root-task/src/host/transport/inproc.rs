@@ -31,7 +31,7 @@ impl ExitLink for DirectLink<'_, '_> {
             .dm
             .answer(record, &mut self.out)
             .map_err(|_| LinkError::Closed)?;
-        self.console.accept(answer.seq, &answer.output);
+        self.console.accept(answer.seq, answer.output);
         let dest = reply.get_mut(..answer.reply.len()).ok_or(LinkError::Closed)?;
         dest.copy_from_slice(answer.reply);
         Ok(answer.reply.len())

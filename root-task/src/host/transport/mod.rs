@@ -117,7 +117,8 @@ impl<L: ExitLink> ExitLink for Counted<L> {
     fn exchange(
         &mut self,
         record: &vmm_protocol::ExitRecord,
-    ) -> Result<Result<vmm_protocol::ExitReply, vmm_protocol::WireError>, LinkError> {
+        reply: &mut vmm_protocol::ExitReply,
+    ) -> Result<Result<(), vmm_protocol::WireError>, LinkError> {
         let len = record
             .encode(&mut self.record_buf[..])
             .map_err(|_| LinkError::Closed)?
@@ -127,9 +128,7 @@ impl<L: ExitLink> ExitLink for Counted<L> {
             .inner
             .call(&self.record_buf[..len], &mut self.reply_buf[..])?;
         self.replies.count(reply_len);
-        Ok(vmm_protocol::ExitReply::decode(
-            self.reply_buf.get(..reply_len).unwrap_or(&[]),
-        ))
+        Ok(reply.decode_into(self.reply_buf.get(..reply_len).unwrap_or(&[])))
     }
 }
 

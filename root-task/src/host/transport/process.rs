@@ -789,7 +789,7 @@ pub fn serve_device_model() -> Result<(), HostError> {
                 let mut chunk = answer.seq.to_le_bytes().to_vec();
                 chunk.extend_from_slice(&(state.len() as u16).to_le_bytes());
                 chunk.extend_from_slice(state);
-                chunk.extend_from_slice(&answer.output);
+                chunk.extend_from_slice(answer.output);
                 write_frame(&mut console, &chunk)?;
             }
             match mailbox.send(&exit, received.seq, answer.reply) {

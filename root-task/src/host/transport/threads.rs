@@ -64,7 +64,7 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
                     let message = Answer {
                         reply: answer.reply.to_vec(),
                         seq: answer.seq,
-                        output: answer.output,
+                        output: answer.output.to_vec(),
                     };
                     if answer_tx.send(message).is_err() {
                         break;
