@@ -113,6 +113,7 @@ mod block;
 mod common;
 mod exit;
 mod exit_block;
+mod reply_codec;
 mod request;
 mod wire;
 

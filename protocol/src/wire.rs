@@ -399,53 +399,24 @@ macro_rules! serde_codec {
 
 serde_codec!(Response);
 
-/// The reply is decoded straight into its action list, in the serde path's order (sequence
-/// number, list length, then each action, a list longer than [`MAX_ACTIONS`] failing at its
-/// first extra action), so that both give the same result for every input. Serde's derive
-/// builds the 400-byte reply on the stack and moves it through several results.
-///
-/// [`MAX_ACTIONS`]: crate::MAX_ACTIONS
+/// The reply takes the direct path of [`crate::reply_codec`], the same bytes as serde's.
 impl FamilyCodec for ExitReply {
     #[inline]
     fn encode_family<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], WireError> {
-        encode(self, buf)
+        let len = crate::reply_codec::encode(self, buf)?;
+        buf.get_mut(..len).ok_or(WireError::BufferTooSmall)
     }
 
     #[inline]
     fn decode_family(bytes: &[u8]) -> Result<Self, WireError> {
         let mut reply = ExitReply::new(0);
-        Self::decode_family_into(bytes, &mut reply)?;
+        crate::reply_codec::decode_into(bytes, &mut reply)?;
         Ok(reply)
     }
 
     #[inline]
     fn decode_family_into(bytes: &[u8], reply: &mut ExitReply) -> Result<(), WireError> {
-        use serde::Deserialize;
-        fn take<'a>(
-            de: &mut postcard::Deserializer<'a, postcard::de_flavors::Slice<'a>>,
-            reply: &mut ExitReply,
-        ) -> postcard::Result<()> {
-            reply.seq = u64::deserialize(&mut *de)?;
-            reply.actions.clear();
-            // Postcard's sequence length: a varint `usize`, as `usize` itself.
-            let len = usize::deserialize(&mut *de)?;
-            for _ in 0..len {
-                let action = crate::Action::deserialize(&mut *de)?;
-                reply
-                    .actions
-                    .push(action)
-                    .map_err(|_| postcard::Error::SerdeDeCustom)?;
-            }
-            Ok(())
-        }
-        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-        let result = take(&mut deserializer, reply);
-        let count = deserializer.finalize().map_or(0, <[u8]>::len);
-        match result {
-            Ok(()) if count != 0 => Err(WireError::TrailingBytes { count }),
-            Ok(()) => Ok(()),
-            Err(error) => Err(WireError::from_postcard(error)),
-        }
+        crate::reply_codec::decode_into(bytes, reply)
     }
 }
 

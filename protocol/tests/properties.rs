@@ -195,6 +195,22 @@ proptest! {
     }
 
     #[test]
+    fn exit_reply_direct_and_serde_paths_agree(reply in exit_reply(), cut in any::<prop::sample::Index>()) {
+        let mut direct = [0u8; MAX_MESSAGE_SIZE];
+        let mut serde = [0u8; MAX_MESSAGE_SIZE];
+        let bytes = reply.encode(&mut direct).unwrap().to_vec();
+        prop_assert_eq!(&bytes, &vmm_protocol::encode(&reply, &mut serde).unwrap().to_vec());
+        direct_and_serde_paths_agree(&bytes);
+        prop_assert_eq!(vmm_protocol::decode::<ExitReply>(&bytes), Ok(reply.clone()));
+        let short = cut.index(bytes.len());
+        prop_assert_eq!(reply.encode(&mut direct[..short]).map(|b| b.len()), Err(WireError::BufferTooSmall));
+        prop_assert_eq!(
+            vmm_protocol::encode(&reply, &mut serde[..short]).map(|b| b.len()),
+            Err(WireError::BufferTooSmall)
+        );
+    }
+
+    #[test]
     fn messages_round_trip_through_json(message in any_message()) {
         // The human-readable forms (the CLI's JSON) of block-encoded types are their fields.
         let json = match &message {
@@ -222,6 +238,27 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in vec_of(any::<u8>(), 0..=MAX_MESSAGE_SIZE + 64)) {
         decode_all_families(&bytes);
         direct_and_serde_paths_agree(&bytes);
+    }
+
+    /// Each way a reply's bytes can go wrong, on both paths alike.
+    #[test]
+    fn damaged_replies_fail_alike_on_both_paths(
+        reply in exit_reply(),
+        edits in vec_of((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..3),
+    ) {
+        let mut bytes = vec![0u8; MAX_MESSAGE_SIZE];
+        let len = reply.encode(&mut bytes).unwrap().len();
+        bytes.truncate(len);
+        for (index, byte, edit) in edits {
+            let at = index.index(bytes.len() + 1);
+            match edit {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() => { bytes.remove(at); }
+                _ => bytes.push(byte),
+            }
+        }
+        prop_assert_eq!(ExitReply::decode(&bytes), vmm_protocol::decode::<ExitReply>(&bytes), "{:02x?}", bytes);
     }
 
     /// Random bytes rarely get past the first byte; damaged valid messages reach deep.

@@ -1250,7 +1250,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 }
                 Action::CompleteMmioRead { register, .. } => {
                     if !needs(RequestRights::WRITE_REGISTERS)
-                        || (register.number() == 4 && !rights.write.contains(0x681C))
+                        || (register.number() == 4 && !rights.write.contains_field(VmcsGuestNW::Rsp.into()))
                     {
                         return fail(ErrorCode::Forbidden);
                     }
@@ -1265,7 +1265,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                     }
                 }
                 Action::AdvanceRip => {
-                    if !rights.write.contains(VmcsGuestNW::Rip as u32) {
+                    if !rights.write.contains_field(VmcsGuestNW::Rip.into()) {
                         return fail(ErrorCode::Forbidden);
                     }
                     if record.instruction_len == 0 {
@@ -1274,10 +1274,12 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
                 }
                 Action::SetRegister { register, .. } => {
                     let allowed = match register {
-                        Register::Gpr(g) if g.number() == 4 => rights.write.contains(VmcsGuestNW::Rsp as u32),
+                        Register::Gpr(g) if g.number() == 4 => {
+                            rights.write.contains_field(VmcsGuestNW::Rsp.into())
+                        }
                         Register::Gpr(_) => needs(RequestRights::WRITE_REGISTERS),
-                        Register::Rip => rights.write.contains(VmcsGuestNW::Rip as u32),
-                        Register::Rflags => rights.write.contains(VmcsGuestNW::Rflags as u32),
+                        Register::Rip => rights.write.contains_field(VmcsGuestNW::Rip.into()),
+                        Register::Rflags => rights.write.contains_field(VmcsGuestNW::Rflags.into()),
                     };
                     if !allowed {
                         return fail(ErrorCode::Forbidden);
