@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::catalogue::Field;
+
 /// Read and write VMCS fields by raw encoding.
 ///
 /// Implemented by the `vmx` backend (the VMREAD/VMWRITE instructions), the `soft` backend (an
@@ -26,6 +28,26 @@ pub trait VmcsAccess {
     /// As for [`VmcsAccess::read`]; also error 13 for a read-only field when the processor
     /// does not allow writing them.
     fn write(&mut self, encoding: u32, value: u64) -> Result<(), VmcsError>;
+
+    /// Reads a catalogue field through its FULL encoding. The typed methods of the catalogue
+    /// enums come here: a backend that keeps fields by [`Field::position`] can override it
+    /// and skip working the field out of its encoding again.
+    ///
+    /// # Errors
+    /// As for [`VmcsAccess::read`].
+    #[inline]
+    fn read_field(&mut self, field: Field) -> Result<u64, VmcsError> {
+        self.read(field.encoding().raw())
+    }
+
+    /// Writes a catalogue field through its FULL encoding (see [`VmcsAccess::read_field`]).
+    ///
+    /// # Errors
+    /// As for [`VmcsAccess::write`].
+    #[inline]
+    fn write_field(&mut self, field: Field, value: u64) -> Result<(), VmcsError> {
+        self.write(field.encoding().raw(), value)
+    }
 }
 
 impl<T: VmcsAccess + ?Sized> VmcsAccess for &mut T {
@@ -35,6 +57,14 @@ impl<T: VmcsAccess + ?Sized> VmcsAccess for &mut T {
 
     fn write(&mut self, encoding: u32, value: u64) -> Result<(), VmcsError> {
         (**self).write(encoding, value)
+    }
+
+    fn read_field(&mut self, field: Field) -> Result<u64, VmcsError> {
+        (**self).read_field(field)
+    }
+
+    fn write_field(&mut self, field: Field, value: u64) -> Result<(), VmcsError> {
+        (**self).write_field(field, value)
     }
 }
 

@@ -55,7 +55,7 @@ macro_rules! write_method {
         /// Whatever the backend reports, e.g. VM-instruction error 12 for a field the
         /// processor does not support.
         pub fn write<A: VmcsAccess + ?Sized>(self, vmcs: &mut A, value: $ty) -> Result<(), VmcsError> {
-            vmcs.write(self as u32, value as u64)
+            vmcs.write_field(self.into(), value as u64)
         }
     };
     (ReadOnly, $ty:ty) => {};
@@ -116,7 +116,7 @@ macro_rules! catalogue {
                 /// Whatever the backend reports.
                 pub fn read<A: VmcsAccess + ?Sized>(self, vmcs: &mut A) -> Result<$ty, VmcsError> {
                     // Truncation is the point: the backend returns at most the field's width.
-                    vmcs.read(self as u32).map(|v| v as $ty)
+                    vmcs.read_field(self.into()).map(|v| v as $ty)
                 }
 
                 write_method!($access, $ty);

@@ -353,7 +353,7 @@ fn resolve(encoding: u32) -> Result<(Field, bool), VmcsError> {
 }
 
 impl<K: VcpuKernel + ?Sized> Mediated<'_, K> {
-    fn read_field(&mut self, field: Field) -> Result<u64, VmcsError> {
+    fn read_cached(&mut self, field: Field) -> Result<u64, VmcsError> {
         if let Some(value) = self.cache.cached(field) {
             return Ok(value);
         }
@@ -377,7 +377,7 @@ impl<K: VcpuKernel + ?Sized> Mediated<'_, K> {
     pub fn write_through(&mut self, encoding: u32, value: u64) -> Result<u64, VmcsError> {
         let (field, high) = resolve(encoding)?;
         let value = if high {
-            let current = self.read_field(field)?;
+            let current = self.read_cached(field)?;
             (current & 0xFFFF_FFFF) | (value << 32)
         } else {
             value & field.width().mask()
@@ -406,18 +406,30 @@ impl<K: VcpuKernel + ?Sized> Mediated<'_, K> {
 impl<K: VcpuKernel + ?Sized> VmcsAccess for Mediated<'_, K> {
     fn read(&mut self, encoding: u32) -> Result<u64, VmcsError> {
         let (field, high) = resolve(encoding)?;
-        let value = self.read_field(field)?;
+        let value = self.read_cached(field)?;
         Ok(if high { value >> 32 } else { value })
     }
 
     fn write(&mut self, encoding: u32, value: u64) -> Result<(), VmcsError> {
         let (field, high) = resolve(encoding)?;
         let value = if high {
-            let current = self.read_field(field)?;
+            let current = self.read_cached(field)?;
             (current & 0xFFFF_FFFF) | (value << 32)
         } else {
             value
         };
+        self.cache.stage(field, value);
+        Ok(())
+    }
+
+    /// The typed path: the field is known, no encoding to resolve.
+    #[inline]
+    fn read_field(&mut self, field: Field) -> Result<u64, VmcsError> {
+        self.read_cached(field)
+    }
+
+    #[inline]
+    fn write_field(&mut self, field: Field, value: u64) -> Result<(), VmcsError> {
         self.cache.stage(field, value);
         Ok(())
     }
@@ -512,6 +524,9 @@ mod tests {
             let mut vmcs = cache.mediated(&mut kernel);
             assert_eq!(VmcsGuestNW::Rsp.read(&mut vmcs), Ok(0x3000));
             assert_eq!(VmcsGuestNW::Rsp.read(&mut vmcs), Ok(0x3000));
+            // By encoding, as a request names fields: the same cached value.
+            assert_eq!(vmcs::VmcsAccess::read(&mut vmcs, 0x681C), Ok(0x3000));
+            vmcs::VmcsAccess::write(&mut vmcs, 0x6820, 0x200).unwrap();
             VmcsGuestNW::Rflags.write(&mut vmcs, 0x200).unwrap();
             VmcsGuestNW::Rflags.write(&mut vmcs, 0x202).unwrap();
             VmcsGuest32::InterruptibilityState.write(&mut vmcs, 0).unwrap();
