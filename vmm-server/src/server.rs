@@ -149,8 +149,8 @@ struct ExitFacts {
 
 impl Pending {
     fn facts(&self) -> ExitFacts {
-        let io_size = match self.record.detail {
-            ExitDetail::Io { size, .. } => Some(size),
+        let io_size = match &self.record.detail {
+            ExitDetail::Io { size, .. } => Some(*size),
             _ => None,
         };
         ExitFacts {

@@ -65,6 +65,8 @@ impl core::fmt::Display for Difference {
 pub struct ModelVcpu<'s> {
     rules: KernelRules,
     caps: VmxCapabilities,
+    /// The primary controls' allowed bits, worked out once: every entry masks with them.
+    primary_allowed: AllowedBits,
     vmcs: SoftVmcs,
     registers: VcpuRegisters,
     steps: &'s [Step],
@@ -80,6 +82,15 @@ pub struct ModelVcpu<'s> {
     ran_past_end: bool,
 }
 
+/// The bits `caps` allow in control word `kind`; a control the processor lacks can hold no
+/// 1 bits.
+fn allowed_bits(caps: &VmxCapabilities, kind: ControlKind) -> AllowedBits {
+    caps.allowed(kind).unwrap_or(AllowedBits {
+        must_be_one: 0,
+        may_be_one: 0,
+    })
+}
+
 const RFLAGS_FIXED_1: u64 = 1 << 1;
 const CR0_PE: u64 = 1;
 const CR0_PG: u64 = 1 << 31;
@@ -92,9 +103,11 @@ impl<'s> ModelVcpu<'s> {
         let mut vmcs = SoftVmcs::new(SoftProfile::all_fields());
         vmcs.set(VmcsGuestNW::Rip, start.rip);
         vmcs.set(VmcsGuestNW::Rflags, start.rflags);
+        let primary_allowed = allowed_bits(&caps, ControlKind::Primary);
         Self {
             rules,
             caps,
+            primary_allowed,
             vmcs,
             registers: VcpuRegisters::default(),
             steps,
@@ -226,18 +239,14 @@ impl<'s> ModelVcpu<'s> {
     }
 
     fn allowed(&self, kind: ControlKind) -> AllowedBits {
-        // A control the processor lacks can hold no 1 bits.
-        self.caps.allowed(kind).unwrap_or(AllowedBits {
-            must_be_one: 0,
-            may_be_one: 0,
-        })
+        allowed_bits(&self.caps, kind)
     }
 
     /// The value the kernel writes for `value` (see the module documentation).
     fn masked(&self, field: u32, value: u64) -> u64 {
         match field {
             0x4000 => self.allowed(ControlKind::Pin).apply(value) | u64::from(FORCED_PIN),
-            0x4002 => self.allowed(ControlKind::Primary).apply(value) | u64::from(FORCED_PRIMARY),
+            0x4002 => self.primary_allowed.apply(value) | u64::from(FORCED_PRIMARY),
             0x401E => {
                 let allowed = self.allowed(ControlKind::Secondary);
                 allowed.apply(value) | (u64::from(FORCED_SECONDARY) & allowed.may_be_one)
