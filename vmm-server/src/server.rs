@@ -759,18 +759,19 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
         };
         let outcome = self.kernel.vm_enter(&input);
         self.stats.kernel_invocations += 1;
-        match outcome {
+        // By reference: the fault message is 200 bytes.
+        match &outcome {
             Err(error) => {
                 self.state = RunState::Paused;
-                Err(ServerError::Enter(error))
+                Err(ServerError::Enter(*error))
             }
             Ok(EnterOutcome::Notification { badge, resume }) => {
                 self.invocations_outside_exits.vm_enter += 1;
-                self.cache.resume_after_notification(&resume);
-                Ok(Entered::Notification(badge))
+                self.cache.resume_after_notification(resume);
+                Ok(Entered::Notification(*badge))
             }
             Ok(EnterOutcome::Exit(fault)) => {
-                self.on_exit(&fault);
+                self.on_exit(fault);
                 Ok(Entered::Exit)
             }
         }

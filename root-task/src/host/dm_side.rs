@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use device_model::platform::{StandardDevices, Wiring};
 use device_model::server::{DeviceModel, DeviceModelConfig, DeviceModelState};
 use device_model::uart::SerialOut;
-use vmm_protocol::{ExitDetail, ExitRecord, GuestState, MAX_MESSAGE_SIZE, WireError};
+use vmm_protocol::{ExitDetail, ExitRecord, GuestState, WireError};
 
 /// UART output of the record being handled.
 #[derive(Debug, Default)]
@@ -60,14 +60,10 @@ impl<'a> DmHost<'a> {
     ///
     /// # Errors
     /// The record does not decode.
-    pub fn answer<'b>(
-        &'b mut self,
-        record: &[u8],
-        out: &'b mut [u8; MAX_MESSAGE_SIZE],
-    ) -> Result<Answer<'b>, WireError> {
+    pub fn answer<'b>(&'b mut self, record: &[u8], out: &'b mut [u8]) -> Result<Answer<'b>, WireError> {
         self.record.decode_into(record)?;
         let reply = self.dm.handle(&self.record);
-        let len = reply.encode(&mut out[..])?.len();
+        let len = reply.encode(out)?.len();
         {
             let mut collected = self.output.0.borrow_mut();
             std::mem::swap(&mut *collected, &mut self.answered_output);

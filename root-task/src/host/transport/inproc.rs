@@ -1,6 +1,5 @@
 //! Everything in one thread: the VMM server calls the device model.
 
-use vmm_protocol::MAX_MESSAGE_SIZE;
 use vmm_server::server::{ExitLink, LinkError};
 
 use super::{Counted, RunOptions, drive_counted, finish_report, local_server};
@@ -15,8 +14,6 @@ pub struct DirectLink<'x, 'a> {
     pub dm: &'x mut DmHost<'a>,
     /// Where its UART output goes.
     pub console: &'x mut Console,
-    /// The reply's encoding.
-    pub out: Box<[u8; MAX_MESSAGE_SIZE]>,
 }
 
 impl std::fmt::Debug for DirectLink<'_, '_> {
@@ -27,13 +24,9 @@ impl std::fmt::Debug for DirectLink<'_, '_> {
 
 impl ExitLink for DirectLink<'_, '_> {
     fn call(&mut self, record: &[u8], reply: &mut [u8]) -> Result<usize, LinkError> {
-        let answer = self
-            .dm
-            .answer(record, &mut self.out)
-            .map_err(|_| LinkError::Closed)?;
+        // The reply is encoded straight into the caller's buffer.
+        let answer = self.dm.answer(record, reply).map_err(|_| LinkError::Closed)?;
         self.console.accept(answer.seq, answer.output);
-        let dest = reply.get_mut(..answer.reply.len()).ok_or(LinkError::Closed)?;
-        dest.copy_from_slice(answer.reply);
         Ok(answer.reply.len())
     }
 }
@@ -49,7 +42,6 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         let mut link = Counted::new(DirectLink {
             dm,
             console: &mut console,
-            out: Box::new([0; MAX_MESSAGE_SIZE]),
         });
         drive_counted(&mut server, &mut link, &mut report)
     })?;
