@@ -131,3 +131,33 @@ fn scripts_from_files_and_bad_scripts() {
     assert_eq!(report["differences"].as_array().unwrap().len(), 1, "{report}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_reports_every_transport_with_median_and_best() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(["bench", "--rounds", "3", "--repeat", "3", "--json"])
+        .output()
+        .expect("vmm runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = rows.as_array().expect("one row per transport");
+    let names: Vec<_> = rows.iter().map(|r| r["transport"].as_str().unwrap()).collect();
+    assert_eq!(names, ["inproc", "threads", "processes"]);
+    for row in rows {
+        assert_eq!(row["runs"], 3);
+        // Three rounds of about 50 exits, the same on every transport.
+        assert_eq!(row["exits"], rows[0]["exits"]);
+        assert!(row["exits"].as_u64().unwrap() > 100);
+        let median = row["exits_per_second"].as_f64().unwrap();
+        let best = row["best_exits_per_second"].as_f64().unwrap();
+        assert!(median > 0.0 && best >= median, "{row}");
+    }
+    assert_eq!(rows[0]["ratio_to_inproc"], 1.0);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(["bench", "--repeat", "0"])
+        .output()
+        .expect("vmm runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--repeat"));
+}
