@@ -63,6 +63,20 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
+    /// A record of no exit (sequence number 0, reason 0, nothing decoded): storage to build
+    /// or [`decode_into`](Self::decode_into) records in place.
+    pub const EMPTY: ExitRecord = ExitRecord {
+        seq: 0,
+        vcpu: 0,
+        reason: 0,
+        entry_failure: false,
+        detail: ExitDetail::Unknown { qualification: 0 },
+        rip: 0,
+        instruction_len: 0,
+        state: GuestState::EMPTY,
+        rejected: None,
+    };
+
     /// The exit's class (see [`ExitDetail::class`]).
     pub const fn class(&self) -> ExitClass {
         self.detail.class()
@@ -368,6 +382,21 @@ pub struct GuestState {
 }
 
 impl GuestState {
+    /// Removes every group, in place: only the groups' tags are written, where assigning
+    /// [`GuestState::EMPTY`] writes all 480 bytes (this runs once per exit).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.gprs = None;
+        self.rsp = None;
+        self.rflags = None;
+        self.segments = None;
+        self.descriptor_tables = None;
+        self.control_registers = None;
+        self.dr7 = None;
+        self.interruptibility = None;
+        self.pending_events = None;
+    }
+
     /// No group.
     pub const EMPTY: GuestState = GuestState {
         gprs: None,

@@ -565,17 +565,8 @@ impl crate::wire::FamilyCodec for ExitRecord {
         record.detail = detail;
         record.rip = head.rip;
         record.instruction_len = head.instruction_len;
-        // Group by group, not `GuestState::EMPTY` (a 480-byte clear): only the tags change.
         let state = &mut record.state;
-        state.gprs = None;
-        state.rsp = None;
-        state.rflags = None;
-        state.segments = None;
-        state.descriptor_tables = None;
-        state.control_registers = None;
-        state.dr7 = None;
-        state.interruptibility = None;
-        state.pending_events = None;
+        state.clear();
         if take_guest_state_in_memory(state, input).is_none() || !input.is_empty() {
             return Err(WireError::InvalidValue);
         }

@@ -80,6 +80,22 @@ proptest! {
     }
 }
 
+/// Applies `edits` to `bytes`: each (where, byte, kind) replaces (0), inserts (1) or removes
+/// (2) a byte; at the end, a removal appends instead.
+fn damage(bytes: &mut Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) {
+    for &(index, byte, edit) in edits {
+        let at = index.index(bytes.len() + 1);
+        match edit {
+            0 if at < bytes.len() => bytes[at] = byte,
+            1 => bytes.insert(at, byte),
+            _ if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => bytes.push(byte),
+        }
+    }
+}
+
 /// A record with every state group and an error report: what `decode_into` must overwrite.
 fn full_record() -> ExitRecord {
     ExitRecord {
@@ -249,15 +265,7 @@ proptest! {
         let mut bytes = vec![0u8; MAX_MESSAGE_SIZE];
         let len = reply.encode(&mut bytes).unwrap().len();
         bytes.truncate(len);
-        for (index, byte, edit) in edits {
-            let at = index.index(bytes.len() + 1);
-            match edit {
-                0 if at < bytes.len() => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ if at < bytes.len() => { bytes.remove(at); }
-                _ => bytes.push(byte),
-            }
-        }
+        damage(&mut bytes, &edits);
         prop_assert_eq!(ExitReply::decode(&bytes), vmm_protocol::decode::<ExitReply>(&bytes), "{:02x?}", bytes);
     }
 
@@ -268,15 +276,7 @@ proptest! {
         edits in vec_of((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4),
     ) {
         let mut bytes = message.encode();
-        for (index, byte, edit) in edits {
-            let at = index.index(bytes.len() + 1);
-            match edit {
-                0 if at < bytes.len() => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ if at < bytes.len() => { bytes.remove(at); }
-                _ => bytes.push(byte),
-            }
-        }
+        damage(&mut bytes, &edits);
         decode_all_families(&bytes);
         direct_and_serde_paths_agree(&bytes);
     }

@@ -335,17 +335,7 @@ impl<K: VcpuKernel, M: GuestMemory, const B: usize> VmmServer<K, M, B> {
             },
             seq: 0,
             last_exit: Pending {
-                record: ExitRecord {
-                    seq: 0,
-                    vcpu: config.vcpu,
-                    reason: 0,
-                    entry_failure: false,
-                    detail: ExitDetail::Unknown { qualification: 0 },
-                    rip: 0,
-                    instruction_len: 0,
-                    state: GuestState::EMPTY,
-                    rejected: None,
-                },
+                record: ExitRecord::EMPTY,
                 string: None,
                 open: false,
             },
@@ -1574,15 +1564,7 @@ fn read_guest_state<K: VcpuKernel>(
     cache: &mut FieldCache,
     kernel: &mut K,
 ) {
-    state.gprs = None;
-    state.rsp = None;
-    state.rflags = None;
-    state.segments = None;
-    state.descriptor_tables = None;
-    state.control_registers = None;
-    state.dr7 = None;
-    state.interruptibility = None;
-    state.pending_events = None;
+    state.clear();
     if groups.is_empty() {
         return;
     }

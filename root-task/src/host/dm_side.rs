@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use device_model::platform::{StandardDevices, Wiring};
 use device_model::server::{DeviceModel, DeviceModelConfig, DeviceModelState};
 use device_model::uart::SerialOut;
-use vmm_protocol::{ExitDetail, ExitRecord, GuestState, WireError};
+use vmm_protocol::{ExitRecord, WireError};
 
 /// UART output of the record being handled.
 #[derive(Debug, Default)]
@@ -127,17 +127,7 @@ pub fn with_device_model<R>(f: impl FnOnce(&mut DmHost<'_>) -> R) -> R {
         dm,
         output: &output,
         last_state: None,
-        record: ExitRecord {
-            seq: 0,
-            vcpu: 0,
-            reason: 0,
-            entry_failure: false,
-            detail: ExitDetail::Unknown { qualification: 0 },
-            rip: 0,
-            instruction_len: 0,
-            state: GuestState::EMPTY,
-            rejected: None,
-        },
+        record: ExitRecord::EMPTY,
         answered_output: Vec::new(),
     };
     f(&mut host)
