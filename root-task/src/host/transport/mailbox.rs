@@ -27,20 +27,18 @@
 //!   again, so it never swallows the byte meant for its next sleep. A full socket queue means a
 //!   wake-up is already waiting, so the publisher does not block on it.
 
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::socket::{MsgFlags, recv, send};
 use vmm_protocol::MAX_MESSAGE_SIZE;
+
+use super::shared_memory::{AtomicLayout, Mapping};
 
 /// How long a waiter spins on a box before it blocks. A blocked reader is woken through the
 /// scheduler, which on a virtual machine with idle cores costs tens of microseconds (the core
@@ -71,7 +69,7 @@ struct MessageBox {
 /// The region's layout.
 #[repr(C)]
 #[derive(Debug)]
-struct Shared {
+pub struct Shared {
     /// VMM server → device model.
     record: MessageBox,
     /// Device model → VMM server.
@@ -179,92 +177,14 @@ impl MessageBox {
     }
 }
 
-/// A mapping of the shared region. Only atomics are reachable through it.
-#[derive(Debug)]
-pub struct Region {
-    shared: NonNull<Shared>,
-}
+/// A mapping of the mailbox's region ([`Region::create`] makes one, [`Region::map`] maps it).
+pub type Region = Mapping<Shared>;
 
-// SAFETY: the mapping is plain shared memory, valid until `drop`, and everything in it is an
-// atomic: any thread may use it, and many at once.
-unsafe impl Send for Region {}
-// SAFETY: as for `Send`: `&Region` gives access to atomics only.
-unsafe impl Sync for Region {}
+// SAFETY: `Shared` is two boxes of atomics (and arrays of atomics) only.
+unsafe impl AtomicLayout for Shared {}
 
-impl Region {
-    /// Bytes the region needs.
-    pub const SIZE: usize = size_of::<Shared>();
-
-    /// Creates a zeroed region (a `memfd`, close-on-exec) sealed at its size, so that no holder
-    /// can shrink it under another's mapping (which would fault the other's next access).
-    ///
-    /// # Errors
-    /// The kernel refused the `memfd`.
-    pub fn create() -> io::Result<OwnedFd> {
-        let fd = memfd_create(
-            c"vmm-exit-mailbox",
-            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-        )?;
-        let file = File::from(fd);
-        file.set_len(Self::SIZE as u64)?;
-        fcntl(
-            file.as_fd(),
-            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL),
-        )?;
-        Ok(file.into())
-    }
-
-    /// Maps a region made by [`Region::create`] (e.g. inherited from the composer).
-    ///
-    /// # Errors
-    /// The descriptor is no region: too small, or not sealed against shrinking.
-    pub fn map(fd: BorrowedFd<'_>) -> io::Result<Self> {
-        let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
-        if !seals.contains(SealFlag::F_SEAL_SHRINK) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "mailbox not sealed"));
-        }
-        let size = nix::sys::stat::fstat(fd)?.st_size;
-        if usize::try_from(size).map_or(true, |size| size < Self::SIZE) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "mailbox too small"));
-        }
-        // SAFETY: a fresh shared mapping of `SIZE` bytes of a file at least that long that
-        // nobody can shrink; it overlaps no Rust object. The kernel chooses the address.
-        let address = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                Self::SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if address == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let shared =
-            NonNull::new(address.cast::<Shared>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Self { shared })
-    }
-
-    fn shared(&self) -> &Shared {
-        // SAFETY: the mapping is page-aligned (more than `Shared` needs), `SIZE` bytes long and
-        // lives as long as `self`. `Shared` is only atomics, for which any bit pattern is a
-        // value (the file started zeroed), and they may change under us by design: the peer's
-        // writes are atomic stores to the same memory.
-        unsafe { self.shared.as_ref() }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: `shared` is the start of our mapping of `SIZE` bytes, and no reference into
-        // it outlives `self`.
-        unsafe {
-            libc::munmap(self.shared.as_ptr().cast(), Self::SIZE);
-        }
-    }
-}
+/// The name of the mailbox's `memfd`.
+pub const REGION_NAME: &std::ffi::CStr = c"vmm-exit-mailbox";
 
 /// Which component an [`Endpoint`] belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,7 +209,7 @@ impl Endpoint {
     }
 
     fn outbox(&self) -> &MessageBox {
-        let shared = self.region.shared();
+        let shared = self.region.get();
         match self.side {
             Side::VmmServer => &shared.record,
             Side::DeviceModel => &shared.reply,
@@ -297,7 +217,7 @@ impl Endpoint {
     }
 
     fn inbox(&self) -> &MessageBox {
-        let shared = self.region.shared();
+        let shared = self.region.get();
         match self.side {
             Side::VmmServer => &shared.reply,
             Side::DeviceModel => &shared.record,
@@ -424,16 +344,18 @@ fn wake_peer(wake: &UnixStream) -> Result<(), MailboxError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
     use std::os::unix::net::UnixDatagram;
     use std::sync::mpsc;
 
+    use nix::sys::memfd::{MFdFlags, memfd_create};
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
     use super::*;
 
     /// Both ends of a fresh mailbox, each with its own mapping and its socket.
     fn pair() -> ((Endpoint, UnixStream), (Endpoint, UnixStream)) {
-        let fd = Region::create().unwrap();
+        let fd = Region::create(REGION_NAME).unwrap();
         let vmm = Endpoint::new(Region::map(fd.as_fd()).unwrap(), Side::VmmServer);
         let dm = Endpoint::new(Region::map(fd.as_fd()).unwrap(), Side::DeviceModel);
         let (a, b) = socketpair(
@@ -536,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_restarted_device_model_answers_the_pending_record_and_only_the_newest_reply_counts() {
-        let fd = Region::create().unwrap();
+        let fd = Region::create(REGION_NAME).unwrap();
         let vmm = Endpoint::new(Region::map(fd.as_fd()).unwrap(), Side::VmmServer);
         let (vmm_wake, old_wake) = UnixStream::pair().unwrap();
         let mut buf = [0u8; MAX_MESSAGE_SIZE];
@@ -585,7 +507,7 @@ mod tests {
         });
         blocked_rx.recv().unwrap();
         // Wait until the waiter has given up spinning and said it sleeps.
-        let shared = vmm.region.shared();
+        let shared = vmm.region.get();
         let deadline = Instant::now() + Duration::from_secs(10);
         while shared.record.sleeping.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < deadline, "the waiter never blocked");

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `inproc` | this thread | this thread | bytes, by function call |
 //! | `threads` | this thread | another thread | bytes over channels |
-//! | `processes` | a child process | another child process | a shared-memory mailbox (wake-ups and liveness over `SOCK_SEQPACKET`) |
+//! | `processes` | a child process | another child process | a shared-memory mailbox (wake-ups and liveness over `SOCK_SEQPACKET`); UART output and device state to the composer through a shared-memory ring |
 //!
 //! Every transport carries the postcard bytes of every message, so the statistics (messages
 //! and bytes per boundary, exits, kernel invocations) are the same whichever is used.
@@ -12,6 +12,8 @@
 pub mod inproc;
 pub mod mailbox;
 pub mod process;
+pub mod report_ring;
+pub mod shared_memory;
 pub mod threads;
 
 use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};

@@ -10,21 +10,24 @@
 //! before it blocks), and the socket carries the wake-ups of a blocked component and tells each
 //! side when the other is gone.
 //!
-//! | process | fd 3 ([`EXIT_FD`]) | fd 4 ([`SECOND_FD`]) | fd 5 ([`MAILBOX_FD`]) |
-//! |---|---|---|---|
-//! | VMM server (`vmm __vmm-server`) | exit link to the device model | control link to the composer | exit mailbox |
-//! | device model (`vmm __device-model`) | exit link to the VMM server | console to the composer | exit mailbox |
+//! | process | fd 3 ([`EXIT_FD`]) | fd 4 ([`SECOND_FD`]) | fd 5 ([`MAILBOX_FD`]) | fd 6 ([`REPORTS_FD`]) |
+//! |---|---|---|---|---|
+//! | VMM server (`vmm __vmm-server`) | exit link to the device model | control link to the composer | exit mailbox | |
+//! | device model (`vmm __device-model`) | exit link to the VMM server | console to the composer | exit mailbox | report ring to the composer |
 //!
 //! Every other descriptor is close-on-exec; standard input is `/dev/null`. The device model
 //! holds no VCPU and no control link; the VMM server holds no console.
 //!
-//! Control packets start with a tag byte ([`tag`]). The console is a byte stream of frames
-//! (4-byte length, payload; a seq-packet queue holds only 10 packets and would stall the
-//! device model while the composer gathers output). Console frames carry, for an exit that
-//! produced UART output or changed device state: its sequence number (8 bytes, little-endian),
-//! the length of the state (2 bytes) and the state (postcard of the device model's
-//! `DeviceModelState`, empty if unchanged), then the UART bytes. The composer sends a new
-//! device model one frame on the console first: the state to start from (empty: reset).
+//! Control packets start with a tag byte ([`tag`]). For an exit that produced UART output or
+//! changed device state, the device model publishes a report in its
+//! [report ring](super::report_ring) before the reply: the exit's sequence number (8 bytes,
+//! little-endian), the length of the state (2 bytes) and the state (postcard of the device
+//! model's `DeviceModelState`, empty if unchanged), then the UART bytes. The console is a byte
+//! stream: the composer sends a new device model one frame on it first (4-byte length, then
+//! the state to start from; empty: reset); the device model writes a byte on it only to wake
+//! the composer when its ring is half full, and its end of stream tells the composer it is gone.
+//! Every device model gets a new ring; the composer reads an old one to its end after the
+//! device model is gone.
 //!
 //! When the device model dies, the VMM server keeps the exit it was handling pending, tells
 //! the composer, and waits; the composer makes sure the old device model is gone (so that it
@@ -52,7 +55,8 @@ use serde::{Deserialize, Serialize};
 use vmm_protocol::{MAX_MESSAGE_SIZE, Request, Response};
 use vmm_server::server::{ExitLink, LinkError, RunError, RunOutcome, RunState};
 
-use super::mailbox::{Endpoint, MailboxError, Region, Side};
+use super::mailbox::{Endpoint, MailboxError, REGION_NAME, Region, Side};
+use super::report_ring::{self, MAX_READ_INTERVAL, Reader as ReportReader, Writer as ReportWriter};
 use super::{Counted, RunOptions, finish_report};
 use crate::host::HostError;
 use crate::host::badge::CONTROLLER;
@@ -96,12 +100,15 @@ pub const SECOND_FD: RawFd = 4;
 /// The descriptor of the exit link's shared-memory mailbox (both components; see
 /// [`Region`]).
 pub const MAILBOX_FD: RawFd = 5;
+/// The descriptor of the device model's report ring (see [`super::report_ring`]).
+pub const REPORTS_FD: RawFd = 6;
 
 /// Largest part of the script in one packet (packets are bounded by the socket buffer).
 pub const SCRIPT_PART: usize = 32 * 1024;
 
-/// How long the composer lets console output gather when nothing else is happening.
-const CONSOLE_BATCH: Duration = Duration::from_micros(500);
+/// The longest the composer sleeps between two reads of the report rings when nothing comes
+/// (it reads every [`MAX_READ_INTERVAL`] while reports come).
+const IDLE_READ_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long the server waits for a reply before it considers the device model gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,10 +167,23 @@ fn read_frame(socket: &mut UnixStream) -> io::Result<Vec<u8>> {
     Ok(payload)
 }
 
-/// The composer's end of a console: the stream and the bytes of an incomplete frame.
+/// The composer's ends of one device model's reports: its console (wake-ups, end of stream)
+/// and its report ring.
 struct ConsoleStream {
     socket: UnixStream,
-    pending: Vec<u8>,
+    reports: ReportReader,
+}
+
+impl ConsoleStream {
+    /// The composer's ends for a device model spawned with `ring`; the first console frame
+    /// (the state to start from) is sent.
+    fn new(socket: OwnedFd, ring: &OwnedFd, state: &[u8]) -> io::Result<Self> {
+        let mut socket = UnixStream::from(socket);
+        write_frame(&mut socket, state)?;
+        socket.set_nonblocking(true)?;
+        let reports = ReportReader::map(ring.as_fd()).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Self { socket, reports })
+    }
 }
 
 fn packet_pair() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -303,19 +323,15 @@ pub fn run(options: &RunOptions) -> Result<RunReport, HostError> {
         Some(path) => path.clone(),
         None => std::env::current_exe()?,
     };
-    let mailbox = Region::create()?;
+    let mailbox = Region::create(REGION_NAME)?;
     let mut server = spawn(&exe, SERVER_ROLE, &[&server_exit, &server_control, &mailbox])?;
-    let mut device_model = spawn(&exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console, &mailbox])?;
+    let ring = report_ring::create()?;
+    let mut device_model = spawn(&exe, DEVICE_MODEL_ROLE, &[&dm_exit, &dm_console, &mailbox, &ring])?;
     drop((server_exit, server_control, dm_exit, dm_console));
     let mut control = UnixStream::from(composer_control);
-    let mut first_console = UnixStream::from(composer_console);
     // The first device model starts from reset.
-    write_frame(&mut first_console, &[])?;
-    first_console.set_nonblocking(true)?;
-    let mut consoles = vec![ConsoleStream {
-        socket: first_console,
-        pending: Vec::new(),
-    }];
+    let mut consoles = vec![ConsoleStream::new(composer_console, &ring, &[])?];
+    drop(ring);
     let components = Components {
         exe: &exe,
         mailbox: &mailbox,
@@ -385,6 +401,9 @@ fn supervise(
     let mut console = Console::new(options.echo);
     let mut restarts = 0u32;
     let mut states = StateLog::default();
+    // How long to sleep before reading the rings again: short while reports come, longer
+    // while none do.
+    let mut interval = MAX_READ_INTERVAL;
     loop {
         let mut fds: Vec<nix::poll::PollFd<'_>> = Vec::new();
         fds.push(nix::poll::PollFd::new(
@@ -395,26 +414,29 @@ fn supervise(
             let c = &c.socket;
             fds.push(nix::poll::PollFd::new(c.as_fd(), nix::poll::PollFlags::POLLIN));
         }
-        nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).map_err(io::Error::from)?;
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let timeout = nix::poll::PollTimeout::try_from(interval).unwrap_or(nix::poll::PollTimeout::MAX);
+        nix::poll::poll(&mut fds, timeout).map_err(io::Error::from)?;
+        let control_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         drop(fds);
-        // Console first: output produced before an event belongs before it.
+        // Reports first: output produced before an event belongs before it.
+        let mut reports = 0;
         let mut closed = Vec::new();
         for (i, c) in consoles.iter_mut().enumerate() {
-            if ready[i + 1] && !read_console(c, &mut buf, &mut console, &mut states) {
+            let (open, count) = read_console(c, &mut buf, &mut console, &mut states);
+            reports += count;
+            if !open {
                 closed.push(i);
             }
         }
         for i in closed.into_iter().rev() {
             consoles.remove(i);
         }
-        if !ready[0] {
-            // Only output: let more of it gather before waking again (one wake-up per batch
-            // instead of per exit leaves the cores to the components).
-            std::thread::sleep(CONSOLE_BATCH);
+        interval = if reports > 0 {
+            MAX_READ_INTERVAL
+        } else {
+            (interval * 2).min(IDLE_READ_INTERVAL)
+        };
+        if !control_ready {
             continue;
         }
         let n =
@@ -440,21 +462,20 @@ fn supervise(
                 let _ = device_model.wait();
                 let (server_exit, dm_exit) = packet_pair()?;
                 let (dm_console, composer_console) = stream_pair()?;
-                // Output and state of exits the old device model finished are in its console.
+                // Output and state of exits the old device model finished are in its ring.
                 drain(consoles, &mut buf, &mut console, &mut states);
+                let ring = report_ring::create()?;
                 *device_model = spawn(
                     components.exe,
                     DEVICE_MODEL_ROLE,
-                    &[&dm_exit, &dm_console, components.mailbox],
+                    &[&dm_exit, &dm_console, components.mailbox, &ring],
                 )?;
                 drop((dm_exit, dm_console));
-                let mut new_console = UnixStream::from(composer_console);
-                write_frame(&mut new_console, states.before(pending))?;
-                new_console.set_nonblocking(true)?;
-                consoles.push(ConsoleStream {
-                    socket: new_console,
-                    pending: Vec::new(),
-                });
+                consoles.push(ConsoleStream::new(
+                    composer_console,
+                    &ring,
+                    states.before(pending),
+                )?);
                 let fds = [server_exit.as_raw_fd()];
                 let cmsg = [ControlMessage::ScmRights(&fds)];
                 let iov = [io::IoSlice::new(&[tag::NEW_DEVICE_MODEL])];
@@ -483,47 +504,42 @@ fn drain(consoles: &mut [ConsoleStream], buf: &mut Vec<u8>, console: &mut Consol
     }
 }
 
-/// Reads every byte waiting on a (non-blocking) console and takes the complete frames;
-/// `false` once it is closed (an incomplete last frame of a dead device model is dropped:
-/// its exit will be handled again).
+/// Takes every report published in a device model's ring, and the wake-up bytes on its
+/// console; returns whether the device model is still there (`false` once its console closed:
+/// its ring was read to the end after that, or once its ring broke the rules: it misbehaves,
+/// what came before is kept) and how many reports there were.
 fn read_console(
     stream: &mut ConsoleStream,
     buf: &mut Vec<u8>,
     console: &mut Console,
     states: &mut StateLog,
-) -> bool {
-    buf.resize(64 * 1024, 0);
+) -> (bool, usize) {
+    buf.resize(4096, 0);
+    // The socket first: a closed console means the writer is done, so the ring read after it
+    // holds every report it published.
     let open = loop {
         match stream.socket.read(buf) {
             Ok(0) => break false,
-            Ok(n) => stream.pending.extend_from_slice(&buf[..n]),
+            Ok(_) => {} // wake-ups only
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break false,
         }
     };
-    let mut at = 0;
-    while let Some(len) = stream
-        .pending
-        .get(at..at + 4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-    {
-        let end = at + 4 + len as usize;
-        let Some(frame) = stream.pending.get(at + 4..end) else {
-            break;
-        };
-        match parse_chunk(frame) {
-            Some(chunk) => {
-                console.accept(chunk.seq, chunk.output);
-                states.record(chunk.seq, chunk.state);
-            }
-            None => log::warn!("malformed console frame"),
+    let read = stream.reports.read(buf, |report| match parse_chunk(report) {
+        Some(chunk) => {
+            console.accept(chunk.seq, chunk.output);
+            states.record(chunk.seq, chunk.state);
         }
-        at = end;
+        None => log::warn!("malformed device-model report"),
+    });
+    match read {
+        Ok(count) => (open, count),
+        Err(e) => {
+            log::error!("device model: {e}; its reports are no longer read");
+            (false, 0)
+        }
     }
-    stream.pending.drain(..at);
-    open
 }
 
 // ----- the VMM server process -----
@@ -741,17 +757,27 @@ fn send_event(control: &mut UnixStream, event: &Event) -> io::Result<()> {
 
 // ----- the device-model process -----
 
-/// The device-model process: fd 3 the exit link, fd 4 the console, fd 5 the exit mailbox.
+/// The device-model process: fd 3 the exit link, fd 4 the console, fd 5 the exit mailbox, fd
+/// 6 the report ring.
 ///
 /// # Errors
 /// A broken link or an unusable mailbox.
 pub fn serve_device_model() -> Result<(), HostError> {
     // SAFETY: the composer started this process with the exit link at fd 3, the console at
-    // fd 4 and the mailbox at fd 5 (see `spawn`); each is taken once.
-    let (exit, console, mailbox) =
-        unsafe { (inherited(EXIT_FD), inherited(SECOND_FD), inherited(MAILBOX_FD)) };
+    // fd 4, the mailbox at fd 5 and the report ring at fd 6 (see `spawn`); each is taken once.
+    let (exit, console, mailbox, ring) = unsafe {
+        (
+            inherited(EXIT_FD),
+            inherited(SECOND_FD),
+            inherited(MAILBOX_FD),
+            inherited(REPORTS_FD),
+        )
+    };
     let (exit, mut console) = (UnixStream::from(exit), UnixStream::from(console));
     let mailbox = inherited_mailbox(mailbox, Side::DeviceModel)?;
+    let mut reports =
+        ReportWriter::map(ring.as_fd()).map_err(|e| HostError::Component(format!("report ring: {e}")))?;
+    drop(ring);
     with_device_model(|dm| {
         let mut record = [0u8; MAX_MESSAGE_SIZE];
         let mut out = [0u8; MAX_MESSAGE_SIZE];
@@ -761,10 +787,13 @@ pub fn serve_device_model() -> Result<(), HostError> {
         if !state.is_empty() {
             dm.restore(&state).map_err(HostError::Component)?;
         }
+        // From now on only wake-ups go out on it, and none of them may stall an exit.
+        console.set_nonblocking(true)?;
         // Records up to the last one answered (by this device model's predecessor, if any)
         // are done; a newer one in the box is pending and is answered now, even if it was
         // published before this device model started.
         let mut answered = mailbox.last_sent();
+        let mut report = Vec::new();
         loop {
             let received = match mailbox.receive(&exit, |seq| seq != answered, &mut record, None) {
                 Ok(received) => received,
@@ -785,13 +814,21 @@ pub fn serve_device_model() -> Result<(), HostError> {
                     continue;
                 }
             };
+            // The report before the reply (see the module documentation).
             if !answer.output.is_empty() || answer.state.is_some() {
                 let state = answer.state.as_deref().unwrap_or(&[]);
-                let mut chunk = answer.seq.to_le_bytes().to_vec();
-                chunk.extend_from_slice(&(state.len() as u16).to_le_bytes());
-                chunk.extend_from_slice(state);
-                chunk.extend_from_slice(answer.output);
-                write_frame(&mut console, &chunk)?;
+                report.clear();
+                report.extend_from_slice(&answer.seq.to_le_bytes());
+                report.extend_from_slice(&(state.len() as u16).to_le_bytes());
+                report.extend_from_slice(state);
+                report.extend_from_slice(answer.output);
+                // A wake-up the composer does not take at once is fine: it reads on its own.
+                let nudge = || {
+                    let _ = (&console).write(&[0]);
+                };
+                reports
+                    .publish(&report, nudge)
+                    .map_err(|e| HostError::Component(e.to_string()))?;
             }
             match mailbox.send(&exit, received.seq, answer.reply) {
                 Ok(()) => {}
