@@ -85,6 +85,85 @@ fn a_killed_device_model_is_restarted_and_no_output_is_lost_or_repeated() {
 }
 
 #[test]
+fn a_long_run_killed_deep_inside_prints_what_an_undisturbed_run_prints() {
+    // Reports of many exits wait in the device model's ring when it dies; the composer reads
+    // them to the end before the new device model starts.
+    let undisturbed = run_json(&["--transport", "inproc", "--rounds", "40"]);
+    for after in ["1234", "1999"] {
+        let report = run_json(&[
+            "--transport",
+            "processes",
+            "--rounds",
+            "40",
+            "--kill-device-model-after",
+            after,
+        ]);
+        assert_eq!(report["device_model_restarts"], 1, "killed after {after} exits");
+        assert_eq!(report["uart"], undisturbed["uart"], "killed after {after} exits");
+        assert_eq!(report["differences"], serde_json::json!([]));
+    }
+}
+
+/// The device-model processes among `parent`'s children.
+fn device_models_of(parent: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The parent is the second field after the command's closing parenthesis.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("__device-model") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn device_models_killed_at_random_moments_lose_and_repeat_no_output() {
+    let undisturbed = run_json(&["--transport", "inproc", "--rounds", "1500"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(["run", "--transport", "processes", "--rounds", "1500", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("vmm runs");
+    let mut child = child;
+    let mut kills = 0;
+    // Pauses that fall anywhere in an exit, including between a report and its reply; the
+    // first device model appears once the composer has built the script.
+    let pauses = [15, 7, 23, 11, 5, 17];
+    let started = std::time::Instant::now();
+    while kills < pauses.len() && child.try_wait().unwrap().is_none() {
+        let targets = device_models_of(child.id());
+        if targets.is_empty() {
+            assert!(started.elapsed().as_secs() < 60, "no device model appeared");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(pauses[kills]));
+        for pid in targets {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        kills += 1;
+    }
+    let out = child.wait_with_output().expect("vmm ends");
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(kills > 0, "the run ended before the first kill");
+    assert!(report["device_model_restarts"].as_u64().unwrap() >= 1);
+    assert_eq!(report["uart"], undisturbed["uart"], "{kills} kills");
+    assert_eq!(report["exit_status"], 0);
+    assert_eq!(report["differences"], serde_json::json!([]));
+}
+
+#[test]
 fn text_output_streams_the_guest_and_ends_with_statistics() {
     let out = Command::new(env!("CARGO_BIN_EXE_vmm"))
         .args(["run", "--transport", "inproc"])
