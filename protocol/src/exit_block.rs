@@ -508,18 +508,22 @@ impl crate::wire::FamilyCodec for ExitRecord {
             )
         };
         let full = crate::WireError::BufferTooSmall;
-        // The block goes after room for a 2-byte length; a shorter block's 1-byte length
-        // then needs the block moved down by one.
-        let (_, body) = buf.split_at_mut_checked(2).ok_or(full)?;
+        // The block goes after room for a 1-byte length, right for the common small record
+        // (an I/O exit's); a block of 128 bytes or more is moved up by one for its 2-byte
+        // length.
+        let (_, body) = buf.split_at_mut_checked(1).ok_or(full)?;
         let capacity = body.len();
         let mut out = Writer::new(body);
         self.put_block(&mut out).ok_or(full)?;
         let len = capacity - out.remaining();
         let end = if len < 0x80 {
-            buf.copy_within(2..2 + len, 1);
             *buf.first_mut().ok_or(full)? = len as u8;
             1 + len
         } else {
+            if buf.len() < 2 + len {
+                return Err(full);
+            }
+            buf.copy_within(1..1 + len, 2);
             let [low, high, ..] = buf else { return Err(full) };
             *low = (len as u8 & 0x7F) | 0x80;
             *high = (len >> 7) as u8;

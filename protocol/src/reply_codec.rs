@@ -163,6 +163,13 @@ impl In<'_> {
     /// carry only the bits left (postcard's `try_take_varint_*`).
     #[inline(always)]
     fn varint<const BITS: u32>(&mut self) -> Result<u64, WireError> {
+        // Most values in a reply fit in one byte.
+        if let Some((&first, rest)) = self.bytes.split_first()
+            && first < 0x80
+        {
+            self.bytes = rest;
+            return Ok(u64::from(first));
+        }
         let max_bytes = BITS.div_ceil(7);
         let last_byte_max = (1u8 << (BITS % 7)) - 1;
         let mut value = 0u64;
