@@ -15,13 +15,10 @@ fn exits(c: &mut Criterion) {
     let mut group = c.benchmark_group("exits");
     group.sample_size(10);
     group.throughput(Throughput::Elements(exits));
-    for transport in [Transport::Inproc, Transport::Threads, Transport::Processes] {
+    for transport in Transport::ALL {
         let options = RunOptions {
-            script: script.clone(),
-            transport,
-            echo: false,
-            kill_device_model_after: None,
             component_exe: Some(env!("CARGO_BIN_EXE_vmm").into()),
+            ..RunOptions::quiet(script.clone(), transport)
         };
         group.bench_with_input(
             BenchmarkId::new("transport", transport.name()),

@@ -469,10 +469,8 @@ fn hlt_with_a_pending_interrupt_and_the_interrupt_window() {
     ];
     system!(sys, KernelRules::Sel4V5, &steps, ram());
     sys.boot();
-    assert_eq!(sys.run(100), Ok(RunOutcome::Stopped(0)));
-    sys.assert_model_satisfied();
+    sys.run_to_clean_stop("hlt_pending_interrupt");
     assert_eq!(sys.server.kernel().events_delivered(), 1);
-    sys.check_transcript("hlt_pending_interrupt");
 }
 
 #[test]
@@ -597,10 +595,8 @@ fn exceptions_are_reflected_and_interrupted_events_reinjected() {
     // field, which seL4 5.0 does not let user level write.
     system!(sys, KernelRules::Modern, &steps, ram());
     sys.boot();
-    assert_eq!(sys.run(100), Ok(RunOutcome::Stopped(0)));
-    sys.assert_model_satisfied();
+    sys.run_to_clean_stop("exception_reinjection");
     assert_eq!(sys.server.kernel().events_delivered(), 3);
-    sys.check_transcript("exception_reinjection");
 }
 
 #[test]

@@ -50,14 +50,8 @@ impl Row {
 pub fn run(args: &Args) -> Result<String, Refusal> {
     let script = looped_hello(args.rounds.max(1));
     let mut rows = Vec::new();
-    for transport in [Transport::Inproc, Transport::Threads, Transport::Processes] {
-        let options = RunOptions {
-            script: script.clone(),
-            transport,
-            echo: false,
-            kill_device_model_after: None,
-            component_exe: None,
-        };
+    for transport in Transport::ALL {
+        let options = RunOptions::quiet(script.clone(), transport);
         let mut row = Row {
             name: transport.name(),
             exits: 0,

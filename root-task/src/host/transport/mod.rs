@@ -36,6 +36,9 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// All three, in-process (the benchmarks' baseline) first.
+    pub const ALL: [Transport; 3] = [Transport::Inproc, Transport::Threads, Transport::Processes];
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -59,6 +62,20 @@ pub struct RunOptions {
     pub kill_device_model_after: Option<u64>,
     /// The executable that runs the components (`processes`); default: this one.
     pub component_exe: Option<std::path::PathBuf>,
+}
+
+impl RunOptions {
+    /// `script` on `transport`, quietly (no echo), undisturbed, with this executable's
+    /// components: a benchmark's run.
+    pub fn quiet(script: ScriptFile, transport: Transport) -> Self {
+        Self {
+            script,
+            transport,
+            echo: false,
+            kill_device_model_after: None,
+            component_exe: None,
+        }
+    }
 }
 
 /// Runs the scripted guest and reports.

@@ -138,17 +138,13 @@ impl Writer {
         let started = Instant::now();
         loop {
             let taken = ring.taken.load(Ordering::Acquire);
-            let used = self.written.saturating_sub(taken);
-            if used + skip + need <= RING_BYTES as u64 {
-                if used + skip + need > RING_BYTES as u64 / 2 && self.nudged_at != Some(taken) {
-                    self.nudged_at = Some(taken);
-                    nudge();
-                }
-                break;
-            }
-            if self.nudged_at != Some(taken) {
+            let after = self.written.saturating_sub(taken) + skip + need;
+            if after > RING_BYTES as u64 / 2 && self.nudged_at != Some(taken) {
                 self.nudged_at = Some(taken);
                 nudge();
+            }
+            if after <= RING_BYTES as u64 {
+                break;
             }
             if started.elapsed() >= FULL_TIMEOUT {
                 return Err(RingError::Full);
